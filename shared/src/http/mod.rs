@@ -1,0 +1,87 @@
+//! HTTP routers. The same `Router` is mounted by the local server, wrapped
+//! by the Lambda functions, and driven by tests with `oneshot`.
+//!
+//! Request flow on `/v2/`: [`parse_route`] turns the path into a
+//! [`V2Route`] stored in the request's extensions (an authorization layer
+//! reads it there to know the repository and action, without touching the
+//! handlers), then [`v2::dispatch`] calls the registry service.
+
+pub mod error;
+pub mod route;
+mod v2;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+
+pub use error::{ApiError, OciCode};
+pub use route::{V2Route, parse_v2_path};
+
+use crate::registry::Registry;
+
+/// What every handler shares.
+pub struct AppState {
+    pub registry: Registry,
+    /// Base of absolute URLs in `Location` headers; else built from `Host`.
+    pub public_url: Option<String>,
+}
+
+/// The registry API router (`/v2/...`).
+pub fn v2_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v2", any(v2::dispatch))
+        .route("/v2/", any(v2::dispatch))
+        .route("/v2/{*path}", any(v2::dispatch))
+        .layer(middleware::from_fn(parse_route))
+        .layer(middleware::map_response(api_version_header))
+        .with_state(state)
+}
+
+/// The whole local application: every router, with request logging.
+pub fn app(state: Arc<AppState>) -> Router {
+    v2_router(state).fallback(not_found).layer(middleware::from_fn(log_request))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(axum::http::StatusCode::NOT_FOUND, OciCode::Unsupported, "no such endpoint")
+}
+
+async fn parse_route(mut req: Request, next: Next) -> Response {
+    match parse_v2_path(req.uri().path()) {
+        Ok(route) => {
+            req.extensions_mut().insert(route);
+            next.run(req).await
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn api_version_header(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
+    resp
+}
+
+/// Logs method, path, status and latency. Never headers or query strings:
+/// they may carry credentials or signatures.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let len = resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+    if status >= 500 {
+        tracing::warn!(%method, %path, status, ms, len, "request");
+    } else {
+        tracing::info!(%method, %path, status, ms, len, "request");
+    }
+    resp
+}

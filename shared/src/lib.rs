@@ -1,0 +1,23 @@
+//! Berth: an enterprise container registry as serverless functions.
+//!
+//! # Layout
+//!
+//! - [`oci`]: the OCI grammar (names, tags, digests), manifest validation,
+//!   a resumable SHA-256. Pure; no I/O.
+//! - [`store`]: the ports [`store::Kv`], [`store::BlobStore`],
+//!   [`store::Queue`] and their adapters, with the contract suite every
+//!   adapter passes.
+//! - [`registry`]: the registry service (uploads, blobs, manifests, tags,
+//!   referrers, catalog) written once against the ports.
+//! - [`http`]: the routers: typed `/v2/` route parsing, handlers, the one
+//!   place errors become OCI error bodies.
+//! - [`config`]: typed configuration from flags and the environment.
+//!
+//! Layering: routes call services; services never call routes; only
+//! adapters talk to storage.
+
+pub mod config;
+pub mod http;
+pub mod oci;
+pub mod registry;
+pub mod store;

@@ -1,0 +1,98 @@
+//! The single-table data model (DESIGN §5): partition and sort keys, and
+//! attribute names. Every key the registry writes is built here.
+//!
+//! | pk | sk | holds |
+//! | --- | --- | --- |
+//! | `REPO#<name>` | `TAG#<tag>` | digest, media type, size of the tagged manifest |
+//! | `REPO#<name>` | `TAGOF#<digest>#<tag>` | reverse index: tags pointing at a manifest |
+//! | `REPO#<name>` | `MANIFEST#<digest>` | bytes (or object key), media type, size, subject, references |
+//! | `REPO#<name>` | `BLOB#<digest>` | link: this repository may serve this blob (size, object key) |
+//! | `REPO#<name>` | `REFERRER#<subject>#<digest>` | descriptor served by the referrers API |
+//! | `BLOB#<digest>` | `META` | size, object key, last referenced time (online GC) |
+//! | `UPLOAD#<id>` | `META` | upload session, expires by TTL |
+//! | `CATALOG` | `REPO#<name>` | one entry per repository, written on its first manifest |
+
+use crate::oci::{Digest, RepoName};
+
+pub const META: &str = "META";
+pub const CATALOG: &str = "CATALOG";
+pub const TAG_PREFIX: &str = "TAG#";
+pub const REPO_PREFIX: &str = "REPO#";
+
+/// Attribute names.
+pub mod attr {
+    pub const SIZE: &str = "size";
+    pub const KEY: &str = "key";
+    pub const MEDIA_TYPE: &str = "mt";
+    pub const DIGEST: &str = "digest";
+    pub const BYTES: &str = "bytes";
+    pub const SUBJECT: &str = "subject";
+    pub const REFS: &str = "refs";
+    pub const DOC: &str = "doc";
+    pub const VERSION: &str = "v";
+    pub const PUSHED_AT: &str = "pushed";
+    /// Last time a manifest push referenced the blob (epoch seconds).
+    pub const LAST_REFERENCED: &str = "lra";
+}
+
+pub fn repo(name: &RepoName) -> String {
+    format!("{REPO_PREFIX}{name}")
+}
+
+pub fn tag(tag: &str) -> String {
+    format!("{TAG_PREFIX}{tag}")
+}
+
+pub fn tag_of(digest: &Digest, tag: &str) -> String {
+    format!("TAGOF#{digest}#{tag}")
+}
+
+pub fn tag_of_prefix(digest: &Digest) -> String {
+    format!("TAGOF#{digest}#")
+}
+
+pub fn manifest(digest: &Digest) -> String {
+    format!("MANIFEST#{digest}")
+}
+
+pub fn blob_link(digest: &Digest) -> String {
+    format!("BLOB#{digest}")
+}
+
+pub fn referrer(subject: &Digest, digest: &Digest) -> String {
+    format!("REFERRER#{subject}#{digest}")
+}
+
+pub fn referrer_prefix(subject: &Digest) -> String {
+    format!("REFERRER#{subject}#")
+}
+
+pub fn blob(digest: &Digest) -> String {
+    format!("BLOB#{digest}")
+}
+
+pub fn upload(id: &str) -> String {
+    format!("UPLOAD#{id}")
+}
+
+pub fn catalog_entry(name: &RepoName) -> String {
+    format!("{REPO_PREFIX}{name}")
+}
+
+/// Object key of an uploaded blob. Keys are named by the upload, not the
+/// digest (unknown until the upload ends), so completing a multipart upload
+/// needs no copy; the leading characters spread keys over S3 prefixes.
+pub fn blob_object(upload_id: &str) -> String {
+    let shard = upload_id.get(..2).unwrap_or("00");
+    format!("blobs/{shard}/{upload_id}")
+}
+
+/// Object key of bytes staged between two chunks of an upload.
+pub fn staged_object(upload_id: &str, generation: i64) -> String {
+    format!("uploads/{upload_id}/staged-{generation}")
+}
+
+/// Object key of a manifest too large to keep inline.
+pub fn manifest_object(digest: &Digest) -> String {
+    format!("manifests/{}/{}", digest.algorithm(), digest.digest())
+}

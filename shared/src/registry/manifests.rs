@@ -1,0 +1,320 @@
+//! Manifest push, pull and delete.
+//!
+//! A push costs one batch read (every referenced blob link or child
+//! manifest, the current tag, the catalog entry) and one transaction that
+//! writes the manifest, tag, referrer and catalog entry and marks each
+//! referenced blob as just used, on the condition that it still exists — the
+//! pact with the online garbage collector (DESIGN §6).
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::keys::{self, attr};
+use super::uploads::touch_blob;
+use super::{Registry, RegistryError, Result};
+use crate::oci::digest::{is_sha256, parse_digest};
+use crate::oci::manifest::{MAX_MANIFEST_SIZE, ParsedManifest, parse_manifest};
+use crate::oci::{Digest, Reference, RepoName, Tag, sha256_digest};
+use crate::store::blob::read_all;
+use crate::store::kv::MAX_TRANSACTION_OPS;
+use crate::store::{Attr, Cond, Item, KvError, Query, WriteOp, now_secs};
+
+/// A manifest as served.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    /// The exact bytes pushed (absent when only the head was asked for).
+    pub bytes: Option<Bytes>,
+}
+
+/// What a push reports back.
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+}
+
+/// What a manifest references, kept for deletes and garbage collection.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Refs {
+    blobs: Vec<String>,
+    children: Vec<String>,
+}
+
+/// The descriptor the referrers API lists.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ReferrerDescriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl Registry {
+    /// Validates and stores a manifest under its digest and, for a tag
+    /// reference, moves the tag to it.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<PutOutcome> {
+        if bytes.len() > MAX_MANIFEST_SIZE {
+            return Err(RegistryError::ManifestTooLarge { max: MAX_MANIFEST_SIZE });
+        }
+        let parsed = parse_manifest(content_type, &bytes)?;
+        let digest = sha256_digest(&bytes);
+        let tag = match reference {
+            Reference::Digest(d) if !is_sha256(d) => {
+                return Err(RegistryError::DigestInvalid(format!("{} manifests digests are not supported; use sha256", d.algorithm())));
+            }
+            Reference::Digest(d) if d != &digest => {
+                return Err(RegistryError::DigestInvalid(format!("manifest has digest {digest}, not {d}")));
+            }
+            Reference::Digest(_) => None,
+            Reference::Tag(t) => Some(t),
+        };
+        let now = now_secs();
+        let manifest = self.manifest_item(repo, &digest, &parsed, &bytes, now).await?;
+        // A concurrent push may move the tag between our read and our
+        // write; the tag's condition catches that and we read again.
+        for _ in 0..3 {
+            match self.try_put_manifest(repo, tag, &digest, &parsed, &manifest, bytes.len(), now).await {
+                Err(RegistryError::Kv(KvError::ConditionFailed { .. })) => continue,
+                r => return r.map(|()| PutOutcome { digest, subject: parsed.subject.clone() }),
+            }
+        }
+        Err(RegistryError::Unsupported("the tag is being moved by concurrent pushes; retry".to_owned()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn try_put_manifest(
+        &self,
+        repo: &RepoName,
+        tag: Option<&Tag>,
+        digest: &Digest,
+        parsed: &ParsedManifest,
+        manifest: &Item,
+        size: usize,
+        now: i64,
+    ) -> Result<()> {
+        let repo_pk = keys::repo(repo);
+        // One batch read: links, children, current tag, catalog entry.
+        let mut lookups: Vec<(String, String)> = parsed.blobs.iter().map(|b| (repo_pk.clone(), keys::blob_link(b))).collect();
+        lookups.extend(parsed.children.iter().map(|c| (repo_pk.clone(), keys::manifest(c))));
+        let tag_at = lookups.len();
+        if let Some(t) = tag {
+            lookups.push((repo_pk.clone(), keys::tag(t.as_str())));
+        }
+        let catalog_at = lookups.len();
+        lookups.push((keys::CATALOG.to_owned(), keys::catalog_entry(repo)));
+        let found = self.kv.batch_get(&lookups).await?;
+        let referenced = parsed.blobs.iter().chain(&parsed.children);
+        if let Some((missing, _)) = referenced.zip(&found).find(|(_, f)| f.is_none()) {
+            return Err(RegistryError::ManifestBlobUnknown(missing.clone()));
+        }
+
+        let mut ops = vec![WriteOp::put(manifest.clone())];
+        if let Some(t) = tag {
+            ops.extend(tag_ops(repo, t, digest, parsed, size, now, found[tag_at].as_ref()));
+        }
+        if let Some(subject) = &parsed.subject {
+            let d = ReferrerDescriptor {
+                media_type: parsed.kind.media_type().to_owned(),
+                digest: digest.to_string(),
+                size: size as u64,
+                artifact_type: parsed.artifact_type.clone(),
+                annotations: parsed.annotations.clone(),
+            };
+            let doc = serde_json::to_vec(&d).map_err(|e| RegistryError::Unsupported(e.to_string()))?;
+            ops.push(WriteOp::put(Item::new(&repo_pk, keys::referrer(subject, digest)).with(attr::DOC, Attr::B(doc))));
+        }
+        if found[catalog_at].is_none() {
+            ops.push(WriteOp::put(Item::new(keys::CATALOG, keys::catalog_entry(repo))));
+        }
+        let touches: Vec<WriteOp> = parsed.blobs.iter().map(|b| touch_blob(b, now)).collect();
+        // Manifests with very many layers: mark the surplus blobs first, in
+        // transactions of their own (marking early is harmless).
+        let room = MAX_TRANSACTION_OPS - ops.len();
+        let (early, last) = touches.split_at(touches.len().saturating_sub(room));
+        for chunk in early.chunks(MAX_TRANSACTION_OPS) {
+            self.transact_touching(chunk.to_vec()).await?;
+        }
+        ops.extend_from_slice(last);
+        self.transact_touching(ops).await
+    }
+
+    /// Runs a transaction, reporting a failed blob touch as
+    /// `MANIFEST_BLOB_UNKNOWN` (the blob was collected meanwhile).
+    async fn transact_touching(&self, ops: Vec<WriteOp>) -> Result<()> {
+        let touched = |index: usize| match ops.get(index) {
+            Some(WriteOp::Update { pk, .. }) => pk.strip_prefix("BLOB#").and_then(|d| parse_digest(d).ok()),
+            _ => None,
+        };
+        match self.kv.transact(ops.clone()).await {
+            Err(KvError::ConditionFailed { index }) => match touched(index) {
+                Some(d) => Err(RegistryError::ManifestBlobUnknown(d)),
+                None => Err(RegistryError::Kv(KvError::ConditionFailed { index })),
+            },
+            r => Ok(r?),
+        }
+    }
+
+    async fn manifest_item(&self, repo: &RepoName, digest: &Digest, parsed: &ParsedManifest, bytes: &Bytes, now: i64) -> Result<Item> {
+        let refs = Refs {
+            blobs: parsed.blobs.iter().map(ToString::to_string).collect(),
+            children: parsed.children.iter().map(ToString::to_string).collect(),
+        };
+        let refs = serde_json::to_vec(&refs).map_err(|e| RegistryError::Unsupported(e.to_string()))?;
+        let mut item = Item::new(keys::repo(repo), keys::manifest(digest))
+            .with(attr::MEDIA_TYPE, Attr::S(parsed.kind.media_type().to_owned()))
+            .with(attr::SIZE, Attr::N(bytes.len() as i64))
+            .with(attr::REFS, Attr::B(refs))
+            .with(attr::PUSHED_AT, Attr::N(now));
+        if let Some(s) = &parsed.subject {
+            item = item.with(attr::SUBJECT, Attr::S(s.to_string()));
+        }
+        if bytes.len() <= self.opts.inline_manifest_max {
+            item = item.with(attr::BYTES, Attr::B(bytes.to_vec()));
+        } else {
+            let key = keys::manifest_object(digest);
+            self.blobs.put(&key, bytes.clone()).await?;
+            item = item.with(attr::KEY, Attr::S(key));
+        }
+        Ok(item)
+    }
+
+    /// Reads a manifest. By tag without the body: one read (the tag item
+    /// carries digest, type and size); otherwise one more for the bytes.
+    pub async fn get_manifest(&self, repo: &RepoName, reference: &Reference, with_body: bool) -> Result<StoredManifest> {
+        let repo_pk = keys::repo(repo);
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(t) => {
+                let item = self.kv.get(&repo_pk, &keys::tag(t.as_str())).await?.ok_or(RegistryError::ManifestUnknown)?;
+                let digest = item.s(attr::DIGEST).and_then(|d| parse_digest(d).ok()).ok_or(RegistryError::ManifestUnknown)?;
+                if !with_body {
+                    return Ok(StoredManifest {
+                        digest,
+                        media_type: item.s(attr::MEDIA_TYPE).unwrap_or_default().to_owned(),
+                        size: item.n(attr::SIZE).unwrap_or(0) as u64,
+                        bytes: None,
+                    });
+                }
+                digest
+            }
+        };
+        let item = self.kv.get(&repo_pk, &keys::manifest(&digest)).await?.ok_or(RegistryError::ManifestUnknown)?;
+        let bytes = match (with_body, item.b(attr::BYTES), item.s(attr::KEY)) {
+            (false, _, _) => None,
+            (true, Some(b), _) => Some(Bytes::copy_from_slice(b)),
+            (true, None, Some(key)) => Some(read_all(self.blobs.as_ref(), key).await?),
+            (true, None, None) => return Err(RegistryError::ManifestUnknown),
+        };
+        Ok(StoredManifest {
+            digest,
+            media_type: item.s(attr::MEDIA_TYPE).unwrap_or_default().to_owned(),
+            size: item.n(attr::SIZE).unwrap_or(0) as u64,
+            bytes,
+        })
+    }
+
+    /// Deletes a tag, or a manifest with every tag pointing at it and its
+    /// referrer entry.
+    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        let repo_pk = keys::repo(repo);
+        match reference {
+            Reference::Tag(t) => {
+                let item = self.kv.get(&repo_pk, &keys::tag(t.as_str())).await?.ok_or(RegistryError::ManifestUnknown)?;
+                let digest = item.s(attr::DIGEST).unwrap_or_default().to_owned();
+                let mut ops = vec![WriteOp::Delete {
+                    pk: repo_pk.clone(),
+                    sk: keys::tag(t.as_str()),
+                    cond: Cond::Eq(attr::DIGEST.to_owned(), Attr::S(digest.clone())),
+                }];
+                if let Ok(d) = parse_digest(&digest) {
+                    ops.push(WriteOp::delete(repo_pk.clone(), keys::tag_of(&d, t.as_str())));
+                }
+                match self.kv.transact(ops).await {
+                    Err(KvError::ConditionFailed { .. }) => Err(RegistryError::ManifestUnknown),
+                    r => Ok(r?),
+                }
+            }
+            Reference::Digest(d) => {
+                let item = self.kv.get(&repo_pk, &keys::manifest(d)).await?.ok_or(RegistryError::ManifestUnknown)?;
+                let mut ops = Vec::new();
+                let mut q = Query::prefix(repo_pk.clone(), keys::tag_of_prefix(d), 100);
+                loop {
+                    let page = self.kv.query(&q).await?;
+                    for ti in page.items {
+                        let tag = ti.sk.rsplit('#').next().unwrap_or_default().to_owned();
+                        ops.push(WriteOp::Delete {
+                            pk: repo_pk.clone(),
+                            sk: keys::tag(&tag),
+                            cond: Cond::Always,
+                        });
+                        ops.push(WriteOp::delete(repo_pk.clone(), ti.sk));
+                    }
+                    match page.next {
+                        Some(n) => q.after = Some(n),
+                        None => break,
+                    }
+                }
+                if let Some(subject) = item.s(attr::SUBJECT).and_then(|s| parse_digest(s).ok()) {
+                    ops.push(WriteOp::delete(repo_pk.clone(), keys::referrer(&subject, d)));
+                }
+                // Tags first (in as many transactions as needed), the
+                // manifest last, so a failure never leaves a dangling tag.
+                for chunk in ops.chunks(MAX_TRANSACTION_OPS - 1) {
+                    self.kv.transact(chunk.to_vec()).await?;
+                }
+                self.kv
+                    .write(WriteOp::Delete { pk: repo_pk, sk: keys::manifest(d), cond: Cond::Exists })
+                    .await
+                    .map_err(|e| match e {
+                        KvError::ConditionFailed { .. } => RegistryError::ManifestUnknown,
+                        e => e.into(),
+                    })
+            }
+        }
+    }
+}
+
+/// Writes that point `tag` at `digest`, replacing its previous target only
+/// if nobody moved it since it was read.
+fn tag_ops(
+    repo: &RepoName,
+    tag: &Tag,
+    digest: &Digest,
+    parsed: &ParsedManifest,
+    size: usize,
+    now: i64,
+    current: Option<&Item>,
+) -> Vec<WriteOp> {
+    let repo_pk = keys::repo(repo);
+    let item = Item::new(&repo_pk, keys::tag(tag.as_str()))
+        .with(attr::DIGEST, Attr::S(digest.to_string()))
+        .with(attr::MEDIA_TYPE, Attr::S(parsed.kind.media_type().to_owned()))
+        .with(attr::SIZE, Attr::N(size as i64))
+        .with(attr::PUSHED_AT, Attr::N(now));
+    let previous = current.and_then(|c| c.s(attr::DIGEST)).map(str::to_owned);
+    let cond = match &previous {
+        Some(p) => Cond::Eq(attr::DIGEST.to_owned(), Attr::S(p.clone())),
+        None => Cond::NotExists,
+    };
+    let mut ops = vec![WriteOp::Put { item, cond }];
+    let reverse = keys::tag_of(digest, tag.as_str());
+    match previous.as_deref().map(parse_digest) {
+        Some(Ok(p)) if &p != digest => ops.push(WriteOp::delete(&repo_pk, keys::tag_of(&p, tag.as_str()))),
+        _ => {}
+    }
+    ops.push(WriteOp::put(Item::new(repo_pk, reverse)));
+    ops
+}

@@ -1,0 +1,88 @@
+//! The blob port: an S3-shaped object store.
+//!
+//! Objects are written whole ([`BlobStore::put`], for small objects) or as a
+//! multipart upload whose parts are at least [`BlobStore::min_part_size`]
+//! bytes except the last. Reads stream; nothing here holds a whole blob in
+//! memory.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+/// A stream of body bytes.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// An object being read: its total size and the requested bytes.
+pub struct ObjectBody {
+    pub total_size: u64,
+    pub body: ByteStream,
+}
+
+/// A finished part of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CompletedPart {
+    pub number: u32,
+    pub etag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlobError {
+    #[error("object not found")]
+    NotFound,
+    #[error("requested range is not satisfiable")]
+    InvalidRange,
+    #[error("multipart upload not found")]
+    NoSuchUpload,
+    #[error("blob store: {0}")]
+    Backend(String),
+}
+
+impl From<std::io::Error> for BlobError {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            BlobError::NotFound
+        } else {
+            BlobError::Backend(e.to_string())
+        }
+    }
+}
+
+/// The blob port.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Writes a small object in one call.
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), BlobError>;
+    /// Reads an object, or the inclusive byte range `start..=end` of it.
+    async fn get(&self, key: &str, range: Option<(u64, u64)>) -> Result<ObjectBody, BlobError>;
+    /// The object's size, if it exists.
+    async fn head(&self, key: &str) -> Result<Option<u64>, BlobError>;
+    /// Removes an object; removing an absent object succeeds.
+    async fn delete(&self, key: &str) -> Result<(), BlobError>;
+    /// Keys under `prefix` in ascending order after `after`, at most `limit`.
+    async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>, BlobError>;
+
+    async fn create_multipart(&self, key: &str) -> Result<String, BlobError>;
+    /// Uploads part `number` (1-based). Re-uploading a number replaces it.
+    async fn upload_part(&self, key: &str, upload_id: &str, number: u32, data: Bytes) -> Result<String, BlobError>;
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[CompletedPart]) -> Result<(), BlobError>;
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError>;
+
+    /// A short-lived URL that serves the object, computed locally; `None`
+    /// when this store cannot presign (the server then streams the bytes).
+    fn presign_get(&self, key: &str, ttl: Duration) -> Option<String>;
+    /// Smallest part a multipart upload accepts, except the last one.
+    fn min_part_size(&self) -> u64;
+}
+
+/// Reads a whole (small) object into memory.
+pub async fn read_all(store: &dyn BlobStore, key: &str) -> Result<Bytes, BlobError> {
+    let mut obj = store.get(key, None).await?;
+    let mut buf = bytes::BytesMut::with_capacity(obj.total_size as usize);
+    while let Some(chunk) = obj.body.next().await {
+        buf.extend_from_slice(&chunk?);
+    }
+    Ok(buf.freeze())
+}
