@@ -347,7 +347,7 @@ macro_rules! __contract_cases {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 use $module as cases;
-                cases::$case($make).await;
+                cases::$case($make.await).await;
             }
         )+
     };
