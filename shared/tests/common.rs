@@ -1,0 +1,187 @@
+//! Shared helpers for the router tests: a registry on temporary embedded
+//! storage, driven with `oneshot`.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use berth::http::{AppState, app};
+use berth::registry::{Registry, RegistryOptions};
+use berth::store::blob::{BlobError, BlobStore, CompletedPart, ObjectBody};
+use berth::store::fs_blob::FsBlobStore;
+use berth::store::redb_kv::RedbKv;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+pub struct TestApp {
+    pub router: Router,
+    pub registry: Registry,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The OCI error code of an error response.
+    pub fn code(&self) -> String {
+        self.json()["errors"][0]["code"].as_str().unwrap_or("").to_owned()
+    }
+}
+
+/// An S3-like store: parts other than the last must be at least
+/// `min_part` bytes, as S3 demands (5 MiB there).
+pub struct StrictParts {
+    pub inner: FsBlobStore,
+    pub min_part: u64,
+    pub sizes: std::sync::Mutex<std::collections::HashMap<(String, u32), u64>>,
+}
+
+#[async_trait]
+impl BlobStore for StrictParts {
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), BlobError> {
+        self.inner.put(key, data).await
+    }
+    async fn get(&self, key: &str, range: Option<(u64, u64)>) -> Result<ObjectBody, BlobError> {
+        self.inner.get(key, range).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<u64>, BlobError> {
+        self.inner.head(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>, BlobError> {
+        self.inner.list(prefix, after, limit).await
+    }
+    async fn create_multipart(&self, key: &str) -> Result<String, BlobError> {
+        self.inner.create_multipart(key).await
+    }
+    async fn upload_part(&self, key: &str, upload_id: &str, number: u32, data: Bytes) -> Result<String, BlobError> {
+        self.sizes.lock().unwrap().insert((upload_id.to_owned(), number), data.len() as u64);
+        self.inner.upload_part(key, upload_id, number, data).await
+    }
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[CompletedPart]) -> Result<(), BlobError> {
+        let sizes = self.sizes.lock().unwrap().clone();
+        for p in &parts[..parts.len().saturating_sub(1)] {
+            let size = sizes[&(upload_id.to_owned(), p.number)];
+            if size < self.min_part {
+                return Err(BlobError::Backend(format!("EntityTooSmall: part {} is {size} bytes", p.number)));
+            }
+        }
+        self.inner.complete_multipart(key, upload_id, parts).await
+    }
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError> {
+        self.inner.abort_multipart(key, upload_id).await
+    }
+    fn presign_get(&self, _key: &str, _ttl: std::time::Duration) -> Option<String> {
+        None
+    }
+    fn min_part_size(&self) -> u64 {
+        self.min_part
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with(RegistryOptions::default(), None).await
+    }
+
+    /// A registry with small parts, optionally on an S3-like store that
+    /// refuses small non-final parts.
+    pub async fn with(opts: RegistryOptions, min_part: Option<u64>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = Arc::new(RedbKv::open(&dir.path().join("meta.redb")).unwrap());
+        let fs = FsBlobStore::open(&dir.path().join("blobs")).await.unwrap();
+        let blobs: Arc<dyn BlobStore> = match min_part {
+            Some(min_part) => Arc::new(StrictParts { inner: fs, min_part, sizes: Default::default() }),
+            None => Arc::new(fs),
+        };
+        let registry = Registry::new(kv, blobs, opts);
+        let state = Arc::new(AppState { registry: registry.clone(), public_url: None });
+        Self { router: app(state), registry, _dir: dir }
+    }
+
+    pub async fn send(&self, method: Method, uri: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Resp {
+        let mut req = Request::builder().method(method).uri(uri).header("host", "localhost");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self.router.clone().oneshot(req.body(body.into()).unwrap()).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Resp { status, headers, body }
+    }
+
+    pub async fn get(&self, uri: &str) -> Resp {
+        self.send(Method::GET, uri, &[], Body::empty()).await
+    }
+
+    /// Pushes a blob monolithically; returns its digest.
+    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
+        let d = digest(data);
+        let r = self.send(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={d}"), &[], data.to_vec()).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", String::from_utf8_lossy(&r.body));
+        d
+    }
+
+    /// Pushes a config + one layer and an OCI manifest; returns (manifest bytes, digest).
+    pub async fn push_image(&self, repo: &str, tag: &str, seed: &str) -> (Vec<u8>, String) {
+        let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":"{seed}"}}"#);
+        let layer = format!("layer-{seed}").repeat(10);
+        let m = image_manifest(&[(&config, "application/vnd.oci.image.config.v1+json")], &[&layer], None, None);
+        self.push_blob(repo, config.as_bytes()).await;
+        self.push_blob(repo, layer.as_bytes()).await;
+        let r = self
+            .send(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"), &[("content-type", OCI_MANIFEST)], m.clone())
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", String::from_utf8_lossy(&r.body));
+        let d = digest(&m);
+        assert_eq!(r.header("docker-content-digest"), d);
+        (m, d)
+    }
+}
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+pub fn digest(data: &[u8]) -> String {
+    berth::oci::sha256_digest(data).to_string()
+}
+
+/// An OCI image manifest over the given config and layers.
+pub fn image_manifest(config: &[(&str, &str)], layers: &[&str], artifact_type: Option<&str>, subject: Option<(&str, usize)>) -> Vec<u8> {
+    let (cfg, cfg_type) = config[0];
+    let layers: Vec<_> = layers
+        .iter()
+        .map(|l| serde_json::json!({"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":digest(l.as_bytes()),"size":l.len()}))
+        .collect();
+    let mut m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": cfg_type, "digest": digest(cfg.as_bytes()), "size": cfg.len()},
+        "layers": layers,
+    });
+    if let Some(t) = artifact_type {
+        m["artifactType"] = t.into();
+    }
+    if let Some((d, size)) = subject {
+        m["subject"] = serde_json::json!({"mediaType": OCI_MANIFEST, "digest": d, "size": size});
+    }
+    serde_json::to_vec_pretty(&m).unwrap()
+}
