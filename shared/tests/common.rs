@@ -88,8 +88,8 @@ impl BlobStore for StrictParts {
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError> {
         self.inner.abort_multipart(key, upload_id).await
     }
-    fn presign_get(&self, _key: &str, _ttl: std::time::Duration) -> Option<String> {
-        None
+    async fn presign_get(&self, _key: &str, _ttl: std::time::Duration) -> Result<Option<String>, BlobError> {
+        Ok(None)
     }
     fn min_part_size(&self) -> u64 {
         self.min_part

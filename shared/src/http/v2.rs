@@ -261,7 +261,7 @@ async fn get_blob(state: &AppState, name: &RepoName, digest: &Digest, req: &Part
         ];
         return Ok((headers, Body::empty()).into_response());
     }
-    if let Some(url) = state.registry.blob_url(&info) {
+    if let Some(url) = state.registry.blob_url(&info).await? {
         let headers = [digest_header, (header::LOCATION, header_value(&url))];
         return Ok((StatusCode::TEMPORARY_REDIRECT, headers).into_response());
     }

@@ -27,8 +27,8 @@ impl Registry {
     }
 
     /// A presigned URL for the blob, when the store can make one.
-    pub fn blob_url(&self, info: &BlobInfo) -> Option<String> {
-        self.blobs.presign_get(&info.key, self.opts.presign_ttl)
+    pub async fn blob_url(&self, info: &BlobInfo) -> Result<Option<String>> {
+        Ok(self.blobs.presign_get(&info.key, self.opts.presign_ttl).await?)
     }
 
     /// Streams the blob, or the inclusive byte range of it.

@@ -70,9 +70,10 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[CompletedPart]) -> Result<(), BlobError>;
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError>;
 
-    /// A short-lived URL that serves the object, computed locally; `None`
-    /// when this store cannot presign (the server then streams the bytes).
-    fn presign_get(&self, key: &str, ttl: Duration) -> Option<String>;
+    /// A short-lived URL that serves the object, computed locally (no
+    /// network call); `None` when this store cannot presign (the server
+    /// then streams the bytes itself).
+    async fn presign_get(&self, key: &str, ttl: Duration) -> Result<Option<String>, BlobError>;
     /// Smallest part a multipart upload accepts, except the last one.
     fn min_part_size(&self) -> u64;
 }

@@ -271,7 +271,7 @@ pub mod blob {
     pub async fn presigned_urls_are_short_lived_or_absent(store: Arc<dyn BlobStore>) {
         let k = key("p");
         store.put(&k, Bytes::from_static(b"x")).await.unwrap();
-        if let Some(url) = store.presign_get(&k, Duration::from_secs(300)) {
+        if let Some(url) = store.presign_get(&k, Duration::from_secs(300)).await.unwrap() {
             assert!(url.contains("X-Amz-Expires=300"), "{url}");
         }
     }

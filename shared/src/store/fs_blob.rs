@@ -199,8 +199,8 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    fn presign_get(&self, _key: &str, _ttl: Duration) -> Option<String> {
-        None
+    async fn presign_get(&self, _key: &str, _ttl: Duration) -> Result<Option<String>, BlobError> {
+        Ok(None)
     }
 
     fn min_part_size(&self) -> u64 {
