@@ -23,7 +23,11 @@ impl FromStr for Backend {
         match s {
             "local" => Ok(Self::Local),
             "aws" => Ok(Self::Aws),
-            other => Err(ConfigError::Invalid { name: "BERTH_BACKEND", value: other.to_owned(), expected: "local or aws" }),
+            other => Err(ConfigError::Invalid {
+                name: "BERTH_BACKEND",
+                value: other.to_owned(),
+                expected: "local or aws",
+            }),
         }
     }
 }
@@ -43,7 +47,11 @@ impl FromStr for LogFormat {
         match s {
             "text" => Ok(Self::Text),
             "json" => Ok(Self::Json),
-            other => Err(ConfigError::Invalid { name: "BERTH_LOG_FORMAT", value: other.to_owned(), expected: "text or json" }),
+            other => Err(ConfigError::Invalid {
+                name: "BERTH_LOG_FORMAT",
+                value: other.to_owned(),
+                expected: "text or json",
+            }),
         }
     }
 }
@@ -51,7 +59,11 @@ impl FromStr for LogFormat {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name}={value:?} is not valid: expected {expected}")]
-    Invalid { name: &'static str, value: String, expected: &'static str },
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 /// The local server's settings.
@@ -87,7 +99,52 @@ pub fn parse_public_url(s: &str) -> Result<String, ConfigError> {
     if (t.starts_with("http://") || t.starts_with("https://")) && t.len() > "https://".len() {
         Ok(t.to_owned())
     } else {
-        Err(ConfigError::Invalid { name: "BERTH_PUBLIC_URL", value: s.to_owned(), expected: "an http:// or https:// URL" })
+        Err(ConfigError::Invalid {
+            name: "BERTH_PUBLIC_URL",
+            value: s.to_owned(),
+            expected: "an http:// or https:// URL",
+        })
+    }
+}
+
+/// Names of the AWS resources, from the environment (the variable names
+/// are defined once in `infra/resources.json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// `METADATA_TABLE`
+    pub table: String,
+    /// `BLOB_BUCKET`
+    pub bucket: String,
+    /// `WEBHOOK_QUEUE_URL`, `REPLICATION_QUEUE_URL`, `GC_QUEUE_URL` (optional)
+    pub webhook_queue: Option<String>,
+    pub replication_queue: Option<String>,
+    pub gc_queue: Option<String>,
+    /// Path-style S3 addressing: on by default when an endpoint override
+    /// (`AWS_ENDPOINT_URL[_S3]`) points at an emulator; `BERTH_S3_PATH_STYLE`
+    /// overrides.
+    pub s3_path_style: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0} must be set for the aws backend")]
+pub struct MissingVar(pub &'static str);
+
+impl AwsSettings {
+    pub fn from_env() -> Result<Self, MissingVar> {
+        let var = |n: &'static str| std::env::var(n).ok().filter(|v| !v.is_empty());
+        let required = |n: &'static str| var(n).ok_or(MissingVar(n));
+        let overridden = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+            .iter()
+            .any(|v| var(v).is_some());
+        Ok(Self {
+            table: required("METADATA_TABLE")?,
+            bucket: required("BLOB_BUCKET")?,
+            webhook_queue: var("WEBHOOK_QUEUE_URL"),
+            replication_queue: var("REPLICATION_QUEUE_URL"),
+            gc_queue: var("GC_QUEUE_URL"),
+            s3_path_style: var("BERTH_S3_PATH_STYLE")
+                .map_or(overridden, |v| v == "true" || v == "1"),
+        })
     }
 }
 
@@ -100,7 +157,10 @@ mod tests {
         assert_eq!("aws".parse::<Backend>(), Ok(Backend::Aws));
         assert!("s3".parse::<Backend>().is_err());
         assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
-        assert_eq!(parse_public_url("https://reg.example.com/").as_deref(), Ok("https://reg.example.com"));
+        assert_eq!(
+            parse_public_url("https://reg.example.com/").as_deref(),
+            Ok("https://reg.example.com")
+        );
         assert!(parse_public_url("reg.example.com").is_err());
     }
 }

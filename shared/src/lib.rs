@@ -11,11 +11,13 @@
 //!   referrers, catalog) written once against the ports.
 //! - [`http`]: the routers: typed `/v2/` route parsing, handlers, the one
 //!   place errors become OCI error bodies.
+//! - [`auth`]: signed upload-session tokens (and, later, users, tokens, RBAC).
 //! - [`config`]: typed configuration from flags and the environment.
 //!
 //! Layering: routes call services; services never call routes; only
 //! adapters talk to storage.
 
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod oci;

@@ -30,16 +30,23 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 
     /// The OCI error code of an error response.
     pub fn code(&self) -> String {
-        self.json()["errors"][0]["code"].as_str().unwrap_or("").to_owned()
+        self.json()["errors"][0]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
     }
 }
 
@@ -65,22 +72,44 @@ impl BlobStore for StrictParts {
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         self.inner.delete(key).await
     }
-    async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>, BlobError> {
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, BlobError> {
         self.inner.list(prefix, after, limit).await
     }
     async fn create_multipart(&self, key: &str) -> Result<String, BlobError> {
         self.inner.create_multipart(key).await
     }
-    async fn upload_part(&self, key: &str, upload_id: &str, number: u32, data: Bytes) -> Result<String, BlobError> {
-        self.sizes.lock().unwrap().insert((upload_id.to_owned(), number), data.len() as u64);
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        data: Bytes,
+    ) -> Result<String, BlobError> {
+        self.sizes
+            .lock()
+            .unwrap()
+            .insert((upload_id.to_owned(), number), data.len() as u64);
         self.inner.upload_part(key, upload_id, number, data).await
     }
-    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[CompletedPart]) -> Result<(), BlobError> {
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), BlobError> {
         let sizes = self.sizes.lock().unwrap().clone();
         for p in &parts[..parts.len().saturating_sub(1)] {
             let size = sizes[&(upload_id.to_owned(), p.number)];
             if size < self.min_part {
-                return Err(BlobError::Backend(format!("EntityTooSmall: part {} is {size} bytes", p.number)));
+                return Err(BlobError::Backend(format!(
+                    "EntityTooSmall: part {} is {size} bytes",
+                    p.number
+                )));
             }
         }
         self.inner.complete_multipart(key, upload_id, parts).await
@@ -88,7 +117,11 @@ impl BlobStore for StrictParts {
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError> {
         self.inner.abort_multipart(key, upload_id).await
     }
-    async fn presign_get(&self, _key: &str, _ttl: std::time::Duration) -> Result<Option<String>, BlobError> {
+    async fn presign_get(
+        &self,
+        _key: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<Option<String>, BlobError> {
         Ok(None)
     }
     fn min_part_size(&self) -> u64 {
@@ -104,28 +137,47 @@ impl TestApp {
     /// A registry with small parts, optionally on an S3-like store that
     /// refuses small non-final parts.
     pub async fn with(opts: RegistryOptions, min_part: Option<u64>) -> Self {
+        Self::build(opts, min_part, |s| s).await
+    }
+
+    /// A second app over the same storage with a different configuration.
+    pub fn sibling(&self, configure: impl FnOnce(AppState) -> AppState) -> Router {
+        app(Arc::new(configure(AppState::new(self.registry.clone()))))
+    }
+
+    pub async fn build(
+        opts: RegistryOptions,
+        min_part: Option<u64>,
+        configure: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let kv = Arc::new(RedbKv::open(&dir.path().join("meta.redb")).unwrap());
         let fs = FsBlobStore::open(&dir.path().join("blobs")).await.unwrap();
         let blobs: Arc<dyn BlobStore> = match min_part {
-            Some(min_part) => Arc::new(StrictParts { inner: fs, min_part, sizes: Default::default() }),
+            Some(min_part) => Arc::new(StrictParts {
+                inner: fs,
+                min_part,
+                sizes: Default::default(),
+            }),
             None => Arc::new(fs),
         };
         let registry = Registry::new(kv, blobs, opts);
-        let state = Arc::new(AppState { registry: registry.clone(), public_url: None });
-        Self { router: app(state), registry, _dir: dir }
+        let state = Arc::new(configure(AppState::new(registry.clone())));
+        Self {
+            router: app(state),
+            registry,
+            _dir: dir,
+        }
     }
 
-    pub async fn send(&self, method: Method, uri: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Resp {
-        let mut req = Request::builder().method(method).uri(uri).header("host", "localhost");
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = self.router.clone().oneshot(req.body(body.into()).unwrap()).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Resp { status, headers, body }
+    pub async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> Resp {
+        send_to(&self.router, method, uri, headers, body).await
     }
 
     pub async fn get(&self, uri: &str) -> Resp {
@@ -135,8 +187,20 @@ impl TestApp {
     /// Pushes a blob monolithically; returns its digest.
     pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
         let d = digest(data);
-        let r = self.send(Method::POST, &format!("/v2/{repo}/blobs/uploads/?digest={d}"), &[], data.to_vec()).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{:?}", String::from_utf8_lossy(&r.body));
+        let r = self
+            .send(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+                &[],
+                data.to_vec(),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "{:?}",
+            String::from_utf8_lossy(&r.body)
+        );
         d
     }
 
@@ -144,13 +208,28 @@ impl TestApp {
     pub async fn push_image(&self, repo: &str, tag: &str, seed: &str) -> (Vec<u8>, String) {
         let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":"{seed}"}}"#);
         let layer = format!("layer-{seed}").repeat(10);
-        let m = image_manifest(&[(&config, "application/vnd.oci.image.config.v1+json")], &[&layer], None, None);
+        let m = image_manifest(
+            &[(&config, "application/vnd.oci.image.config.v1+json")],
+            &[&layer],
+            None,
+            None,
+        );
         self.push_blob(repo, config.as_bytes()).await;
         self.push_blob(repo, layer.as_bytes()).await;
         let r = self
-            .send(Method::PUT, &format!("/v2/{repo}/manifests/{tag}"), &[("content-type", OCI_MANIFEST)], m.clone())
+            .send(
+                Method::PUT,
+                &format!("/v2/{repo}/manifests/{tag}"),
+                &[("content-type", OCI_MANIFEST)],
+                m.clone(),
+            )
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{:?}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "{:?}",
+            String::from_utf8_lossy(&r.body)
+        );
         let d = digest(&m);
         assert_eq!(r.header("docker-content-digest"), d);
         (m, d)
@@ -165,7 +244,12 @@ pub fn digest(data: &[u8]) -> String {
 }
 
 /// An OCI image manifest over the given config and layers.
-pub fn image_manifest(config: &[(&str, &str)], layers: &[&str], artifact_type: Option<&str>, subject: Option<(&str, usize)>) -> Vec<u8> {
+pub fn image_manifest(
+    config: &[(&str, &str)],
+    layers: &[&str],
+    artifact_type: Option<&str>,
+    subject: Option<(&str, usize)>,
+) -> Vec<u8> {
     let (cfg, cfg_type) = config[0];
     let layers: Vec<_> = layers
         .iter()
@@ -184,4 +268,34 @@ pub fn image_manifest(config: &[(&str, &str)], layers: &[&str], artifact_type: O
         m["subject"] = serde_json::json!({"mediaType": OCI_MANIFEST, "digest": d, "size": size});
     }
     serde_json::to_vec_pretty(&m).unwrap()
+}
+
+/// Sends one request to a router.
+pub async fn send_to(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Body>,
+) -> Resp {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "localhost");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = router
+        .clone()
+        .oneshot(req.body(body.into()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }

@@ -4,8 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use berth::config::{Backend, DEFAULT_ADDR, DEFAULT_DATA_DIR, LogFormat, ServeConfig, parse_public_url};
-use berth::http::{AppState, app};
+use berth::auth::UploadSigner;
+use berth::config::{
+    Backend, DEFAULT_ADDR, DEFAULT_DATA_DIR, LogFormat, ServeConfig, parse_public_url,
+};
+use berth::http::{AppState, UploadRouting, app};
 use berth::registry::{Registry, RegistryOptions};
 use clap::{Parser, Subcommand};
 
@@ -39,33 +42,87 @@ struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "BERTH_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
+    #[command(flatten)]
+    uploads: UploadArgs,
 }
 
-impl From<ServeArgs> for ServeConfig {
-    fn from(a: ServeArgs) -> Self {
-        Self { addr: a.addr, data_dir: a.data_dir, backend: a.backend, public_url: a.public_url, log_format: a.log_format }
+/// Where upload sessions continue (DESIGN §4, upload gateway).
+#[derive(clap::Args)]
+struct UploadArgs {
+    /// Base URL of an upload gateway; upload `Location`s point there.
+    #[arg(long, env = "BERTH_UPLOAD_GATEWAY_URL", value_parser = parse_public_url)]
+    upload_gateway_url: Option<String>,
+    /// Key that signs upload-session tokens (shared by API and gateway).
+    #[arg(long, env = "BERTH_UPLOAD_SECRET", hide_env_values = true)]
+    upload_secret: Option<String>,
+    /// Run as the upload gateway: serve upload sessions only, with a valid token.
+    #[arg(long, env = "BERTH_UPLOAD_GATEWAY", default_value_t = false)]
+    gateway: bool,
+}
+
+impl UploadArgs {
+    fn routing(&self) -> Result<UploadRouting, String> {
+        let signer = self
+            .upload_secret
+            .as_deref()
+            .map(|k| UploadSigner::new(k.as_bytes(), UPLOAD_TOKEN_TTL_SECS));
+        if (self.gateway || self.upload_gateway_url.is_some()) && signer.is_none() {
+            return Err("an upload gateway needs BERTH_UPLOAD_SECRET".to_owned());
+        }
+        if self.upload_secret.as_ref().is_some_and(|k| k.len() < 32) {
+            return Err("BERTH_UPLOAD_SECRET must be at least 32 characters".to_owned());
+        }
+        Ok(UploadRouting {
+            gateway_url: self.upload_gateway_url.clone(),
+            signer,
+            is_gateway: self.gateway,
+        })
+    }
+}
+
+/// Upload tokens live an hour and are renewed on every upload request.
+const UPLOAD_TOKEN_TTL_SECS: i64 = 3600;
+
+impl ServeArgs {
+    fn config(&self) -> ServeConfig {
+        ServeConfig {
+            addr: self.addr,
+            data_dir: self.data_dir.clone(),
+            backend: self.backend,
+            public_url: self.public_url.clone(),
+            log_format: self.log_format,
+        }
     }
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
 }
 
-async fn serve(cfg: ServeConfig) -> Result<(), String> {
+async fn serve(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
     let registry = match cfg.backend {
         Backend::Local => {
             let (kv, blobs) = berth::store::open_local(&cfg.data_dir).await?;
             Registry::new(kv, blobs, RegistryOptions::default())
         }
-        Backend::Aws => return Err("the aws backend is not built into this binary yet".to_owned()),
+        Backend::Aws => berth::store::aws::registry_from_env().await?,
     };
-    let state = Arc::new(AppState { registry, public_url: cfg.public_url.clone() });
-    let listener = tokio::net::TcpListener::bind(cfg.addr).await.map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
+    let state = Arc::new(AppState {
+        registry,
+        public_url: cfg.public_url.clone(),
+        uploads,
+    });
+    let listener = tokio::net::TcpListener::bind(cfg.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "berth is serving");
     axum::serve(listener, app(state))
@@ -78,7 +135,8 @@ async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -96,9 +154,13 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let cfg = ServeConfig::from(args);
+            let cfg = args.config();
             init_tracing(cfg.log_format);
-            if let Err(e) = serve(cfg).await {
+            let started = match args.uploads.routing() {
+                Ok(uploads) => serve(cfg, uploads).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = started {
                 tracing::error!("{e}");
                 eprintln!("berth: {e}");
                 return std::process::ExitCode::FAILURE;

@@ -49,7 +49,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: OciCode, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), detail: None, headers: Vec::new() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            detail: None,
+            headers: Vec::new(),
+        }
     }
 
     #[must_use]
@@ -59,7 +65,11 @@ impl ApiError {
     }
 
     pub fn unsupported(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, OciCode::Unsupported, message)
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            OciCode::Unsupported,
+            message,
+        )
     }
 }
 
@@ -81,7 +91,13 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, message = %self.message, "request failed");
         }
-        let body = Body { errors: [Entry { code: self.code, message: &self.message, detail: self.detail.as_ref() }] };
+        let body = Body {
+            errors: [Entry {
+                code: self.code,
+                message: &self.message,
+                detail: self.detail.as_ref(),
+            }],
+        };
         let mut resp = (self.status, Json(body)).into_response();
         resp.headers_mut().extend(self.headers);
         resp
@@ -107,26 +123,39 @@ impl From<RegistryError> for ApiError {
         let (status, code) = match &e {
             E::BlobUnknown(_) => (StatusCode::NOT_FOUND, OciCode::BlobUnknown),
             E::UploadUnknown => (StatusCode::NOT_FOUND, OciCode::BlobUploadUnknown),
-            E::UploadInvalid(_) | E::Body(_) => (StatusCode::BAD_REQUEST, OciCode::BlobUploadInvalid),
-            E::RangeInvalid { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, OciCode::BlobUploadInvalid),
+            E::UploadInvalid(_) | E::Body(_) => {
+                (StatusCode::BAD_REQUEST, OciCode::BlobUploadInvalid)
+            }
+            E::RangeInvalid { .. } => (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                OciCode::BlobUploadInvalid,
+            ),
             E::DigestInvalid(_) => (StatusCode::BAD_REQUEST, OciCode::DigestInvalid),
             E::ManifestBlobUnknown(_) => (StatusCode::BAD_REQUEST, OciCode::ManifestBlobUnknown),
             E::ManifestInvalid(_) => (StatusCode::BAD_REQUEST, OciCode::ManifestInvalid),
-            E::ManifestUnknown | E::ManifestNotAcceptable(_) => (StatusCode::NOT_FOUND, OciCode::ManifestUnknown),
+            E::ManifestUnknown | E::ManifestNotAcceptable(_) => {
+                (StatusCode::NOT_FOUND, OciCode::ManifestUnknown)
+            }
             E::NameUnknown => (StatusCode::NOT_FOUND, OciCode::NameUnknown),
             E::ManifestTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, OciCode::SizeInvalid),
             E::SizeInvalid(_) => (StatusCode::BAD_REQUEST, OciCode::SizeInvalid),
             E::Unsupported(_) => (StatusCode::BAD_REQUEST, OciCode::Unsupported),
             E::Blob(BlobError::NotFound) => (StatusCode::NOT_FOUND, OciCode::BlobUnknown),
-            E::Blob(BlobError::InvalidRange) => (StatusCode::RANGE_NOT_SATISFIABLE, OciCode::RangeInvalid),
+            E::Blob(BlobError::InvalidRange) => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, OciCode::RangeInvalid)
+            }
             E::Blob(BlobError::NoSuchUpload) => (StatusCode::NOT_FOUND, OciCode::BlobUploadUnknown),
-            E::Kv(KvError::InvalidTransaction | KvError::ConditionFailed { .. }) | E::Kv(KvError::Backend(_)) | E::Blob(BlobError::Backend(_)) => {
+            E::Kv(KvError::InvalidTransaction | KvError::ConditionFailed { .. })
+            | E::Kv(KvError::Backend(_))
+            | E::Blob(BlobError::Backend(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, OciCode::Unknown)
             }
         };
         let mut err = ApiError::new(status, code, message);
         match &e {
-            E::BlobUnknown(d) | E::ManifestBlobUnknown(d) => err = err.detail(serde_json::json!({ "digest": d.to_string() })),
+            E::BlobUnknown(d) | E::ManifestBlobUnknown(d) => {
+                err = err.detail(serde_json::json!({ "digest": d.to_string() }))
+            }
             E::RangeInvalid { offset } => {
                 let end = offset.saturating_sub(1);
                 if let Ok(v) = HeaderValue::from_str(&format!("0-{end}")) {

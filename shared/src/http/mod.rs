@@ -30,6 +30,29 @@ pub struct AppState {
     pub registry: Registry,
     /// Base of absolute URLs in `Location` headers; else built from `Host`.
     pub public_url: Option<String>,
+    pub uploads: UploadRouting,
+}
+
+impl AppState {
+    pub fn new(registry: Registry) -> Self {
+        Self {
+            registry,
+            public_url: None,
+            uploads: UploadRouting::default(),
+        }
+    }
+}
+
+/// Where upload sessions continue, and how they are vouched for.
+#[derive(Clone, Debug, Default)]
+pub struct UploadRouting {
+    /// Base URL of the upload gateway; `None` keeps uploads on this API.
+    pub gateway_url: Option<String>,
+    /// Signs and checks the `_state` token of upload `Location`s.
+    pub signer: Option<crate::auth::UploadSigner>,
+    /// This process is the upload gateway: it serves only upload sessions,
+    /// and only with a valid token.
+    pub is_gateway: bool,
 }
 
 /// The registry API router (`/v2/...`).
@@ -45,11 +68,17 @@ pub fn v2_router(state: Arc<AppState>) -> Router {
 
 /// The whole local application: every router, with request logging.
 pub fn app(state: Arc<AppState>) -> Router {
-    v2_router(state).fallback(not_found).layer(middleware::from_fn(log_request))
+    v2_router(state)
+        .fallback(not_found)
+        .layer(middleware::from_fn(log_request))
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(axum::http::StatusCode::NOT_FOUND, OciCode::Unsupported, "no such endpoint")
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        OciCode::Unsupported,
+        "no such endpoint",
+    )
 }
 
 async fn parse_route(mut req: Request, next: Next) -> Response {
@@ -63,8 +92,10 @@ async fn parse_route(mut req: Request, next: Next) -> Response {
 }
 
 async fn api_version_header(mut resp: Response) -> Response {
-    resp.headers_mut()
-        .insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
+    resp.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
     resp
 }
 
@@ -77,7 +108,12 @@ async fn log_request(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let len = resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+    let len = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
     if status >= 500 {
         tracing::warn!(%method, %path, status, ms, len, "request");
     } else {

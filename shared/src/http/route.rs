@@ -14,12 +14,28 @@ use crate::oci::{Digest, Reference, RepoName};
 pub enum V2Route {
     Base,
     Catalog,
-    Manifest { name: RepoName, reference: Reference },
-    Blob { name: RepoName, digest: Digest },
-    UploadStart { name: RepoName },
-    Upload { name: RepoName, id: String },
-    Tags { name: RepoName },
-    Referrers { name: RepoName, digest: Digest },
+    Manifest {
+        name: RepoName,
+        reference: Reference,
+    },
+    Blob {
+        name: RepoName,
+        digest: Digest,
+    },
+    UploadStart {
+        name: RepoName,
+    },
+    Upload {
+        name: RepoName,
+        id: String,
+    },
+    Tags {
+        name: RepoName,
+    },
+    Referrers {
+        name: RepoName,
+        digest: Digest,
+    },
 }
 
 impl V2Route {
@@ -75,7 +91,10 @@ pub fn parse_v2_path(path: &str) -> Result<V2Route, RouteError> {
         let name = name(&s[..n - 3])?;
         return Ok(match s[n - 1] {
             "" => V2Route::UploadStart { name },
-            id => V2Route::Upload { name, id: id.to_owned() },
+            id => V2Route::Upload {
+                name,
+                id: id.to_owned(),
+            },
         });
     }
     match (tail(2), s.get(n.wrapping_sub(2)).copied(), s[n - 1]) {
@@ -84,10 +103,20 @@ pub fn parse_v2_path(path: &str) -> Result<V2Route, RouteError> {
             let reference = r.parse().map_err(RouteError::Reference)?;
             Ok(V2Route::Manifest { name, reference })
         }
-        (Some(prefix), Some("blobs"), "uploads") => Ok(V2Route::UploadStart { name: name(prefix)? }),
-        (Some(prefix), Some("blobs"), d) => Ok(V2Route::Blob { name: name(prefix)?, digest: digest(d)? }),
-        (Some(prefix), Some("tags"), "list") => Ok(V2Route::Tags { name: name(prefix)? }),
-        (Some(prefix), Some("referrers"), d) => Ok(V2Route::Referrers { name: name(prefix)?, digest: digest(d)? }),
+        (Some(prefix), Some("blobs"), "uploads") => Ok(V2Route::UploadStart {
+            name: name(prefix)?,
+        }),
+        (Some(prefix), Some("blobs"), d) => Ok(V2Route::Blob {
+            name: name(prefix)?,
+            digest: digest(d)?,
+        }),
+        (Some(prefix), Some("tags"), "list") => Ok(V2Route::Tags {
+            name: name(prefix)?,
+        }),
+        (Some(prefix), Some("referrers"), d) => Ok(V2Route::Referrers {
+            name: name(prefix)?,
+            digest: digest(d)?,
+        }),
         _ => Err(RouteError::NotFound),
     }
 }
@@ -110,26 +139,50 @@ mod tests {
         assert_eq!(parse_v2_path("/v2/_catalog"), Ok(V2Route::Catalog));
         assert_eq!(
             parse_v2_path("/v2/library/team/app/manifests/v1"),
-            Ok(V2Route::Manifest { name: n("library/team/app"), reference: "v1".parse().unwrap() })
+            Ok(V2Route::Manifest {
+                name: n("library/team/app"),
+                reference: "v1".parse().unwrap()
+            })
         );
         assert_eq!(
             parse_v2_path(&format!("/v2/a/manifests/{D}")),
-            Ok(V2Route::Manifest { name: n("a"), reference: D.parse().unwrap() })
+            Ok(V2Route::Manifest {
+                name: n("a"),
+                reference: D.parse().unwrap()
+            })
         );
         assert_eq!(
             parse_v2_path(&format!("/v2/a/b/blobs/{D}")),
-            Ok(V2Route::Blob { name: n("a/b"), digest: D.parse().unwrap() })
+            Ok(V2Route::Blob {
+                name: n("a/b"),
+                digest: D.parse().unwrap()
+            })
         );
-        assert_eq!(parse_v2_path("/v2/a/blobs/uploads/"), Ok(V2Route::UploadStart { name: n("a") }));
-        assert_eq!(parse_v2_path("/v2/a/blobs/uploads"), Ok(V2Route::UploadStart { name: n("a") }));
+        assert_eq!(
+            parse_v2_path("/v2/a/blobs/uploads/"),
+            Ok(V2Route::UploadStart { name: n("a") })
+        );
+        assert_eq!(
+            parse_v2_path("/v2/a/blobs/uploads"),
+            Ok(V2Route::UploadStart { name: n("a") })
+        );
         assert_eq!(
             parse_v2_path("/v2/a/b/blobs/uploads/0123abcd"),
-            Ok(V2Route::Upload { name: n("a/b"), id: "0123abcd".into() })
+            Ok(V2Route::Upload {
+                name: n("a/b"),
+                id: "0123abcd".into()
+            })
         );
-        assert_eq!(parse_v2_path("/v2/x/tags/list"), Ok(V2Route::Tags { name: n("x") }));
+        assert_eq!(
+            parse_v2_path("/v2/x/tags/list"),
+            Ok(V2Route::Tags { name: n("x") })
+        );
         assert_eq!(
             parse_v2_path(&format!("/v2/x/referrers/{D}")),
-            Ok(V2Route::Referrers { name: n("x"), digest: D.parse().unwrap() })
+            Ok(V2Route::Referrers {
+                name: n("x"),
+                digest: D.parse().unwrap()
+            })
         );
     }
 
@@ -137,23 +190,52 @@ mod tests {
     fn endpoint_words_may_appear_inside_names() {
         assert_eq!(
             parse_v2_path("/v2/blobs/manifests/manifests/latest"),
-            Ok(V2Route::Manifest { name: n("blobs/manifests"), reference: "latest".parse().unwrap() })
+            Ok(V2Route::Manifest {
+                name: n("blobs/manifests"),
+                reference: "latest".parse().unwrap()
+            })
         );
-        assert_eq!(parse_v2_path("/v2/tags/uploads/tags/list"), Ok(V2Route::Tags { name: n("tags/uploads") }));
+        assert_eq!(
+            parse_v2_path("/v2/tags/uploads/tags/list"),
+            Ok(V2Route::Tags {
+                name: n("tags/uploads")
+            })
+        );
     }
 
     #[test]
     fn refuses_bad_paths() {
         assert_eq!(parse_v2_path("/v3/"), Err(RouteError::NotFound));
         assert_eq!(parse_v2_path("/v2x"), Err(RouteError::NotFound));
-        assert_eq!(parse_v2_path("/v2/manifests/latest"), Err(RouteError::NotFound));
+        assert_eq!(
+            parse_v2_path("/v2/manifests/latest"),
+            Err(RouteError::NotFound)
+        );
         assert_eq!(parse_v2_path("/v2/a/b"), Err(RouteError::NotFound));
-        assert!(matches!(parse_v2_path("/v2/Upper/manifests/x"), Err(RouteError::Name(_))));
-        assert!(matches!(parse_v2_path("/v2/a//b/manifests/x"), Err(RouteError::Name(_))));
-        assert!(matches!(parse_v2_path("/v2/a/manifests/sha256:xyz"), Err(RouteError::Reference(_))));
-        assert!(matches!(parse_v2_path("/v2/a/manifests/-x"), Err(RouteError::Reference(_))));
-        assert!(matches!(parse_v2_path("/v2/a/blobs/sha256:zz"), Err(RouteError::Digest(_))));
-        assert!(matches!(parse_v2_path("/v2/a%2Fb/tags/list"), Err(RouteError::Name(_))));
+        assert!(matches!(
+            parse_v2_path("/v2/Upper/manifests/x"),
+            Err(RouteError::Name(_))
+        ));
+        assert!(matches!(
+            parse_v2_path("/v2/a//b/manifests/x"),
+            Err(RouteError::Name(_))
+        ));
+        assert!(matches!(
+            parse_v2_path("/v2/a/manifests/sha256:xyz"),
+            Err(RouteError::Reference(_))
+        ));
+        assert!(matches!(
+            parse_v2_path("/v2/a/manifests/-x"),
+            Err(RouteError::Reference(_))
+        ));
+        assert!(matches!(
+            parse_v2_path("/v2/a/blobs/sha256:zz"),
+            Err(RouteError::Digest(_))
+        ));
+        assert!(matches!(
+            parse_v2_path("/v2/a%2Fb/tags/list"),
+            Err(RouteError::Name(_))
+        ));
     }
 
     proptest! {

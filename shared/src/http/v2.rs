@@ -15,11 +15,12 @@ use http_body_util::BodyExt;
 use super::AppState;
 use super::error::{ApiError, OciCode};
 use super::route::V2Route;
+use crate::auth::upload_token::STATE_PARAM;
 use crate::oci::digest::parse_digest;
 use crate::oci::manifest::{MAX_MANIFEST_SIZE, OCI_INDEX, essence};
 use crate::oci::{Digest, RepoName};
 use crate::registry::{Listing, RegistryError, StoredManifest, UploadStatus};
-use crate::store::ByteStream;
+use crate::store::{ByteStream, now_secs};
 
 type HandlerResult = Result<Response, ApiError>;
 
@@ -27,13 +28,22 @@ const DIGEST_HEADER: &str = "docker-content-digest";
 const UPLOAD_UUID_HEADER: &str = "docker-upload-uuid";
 
 /// The single entry point for `/v2/`: the route was parsed by middleware.
-pub(super) async fn dispatch(State(state): State<Arc<AppState>>, Extension(route): Extension<V2Route>, req: Request) -> Response {
-    handle(&state, &route, req).await.unwrap_or_else(IntoResponse::into_response)
+pub(super) async fn dispatch(
+    State(state): State<Arc<AppState>>,
+    Extension(route): Extension<V2Route>,
+    req: Request,
+) -> Response {
+    handle(&state, &route, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn handle(state: &AppState, route: &V2Route, req: Request) -> HandlerResult {
     let (req, body) = req.into_parts();
     let method = req.method.clone();
+    if state.uploads.is_gateway {
+        gateway_guard(state, route, &req)?;
+    }
     match (route, &method) {
         (V2Route::Base, &Method::GET | &Method::HEAD) => Ok(base()),
         (V2Route::Catalog, &Method::GET) => catalog(state, &req).await,
@@ -41,28 +51,55 @@ async fn handle(state: &AppState, route: &V2Route, req: Request) -> HandlerResul
         (V2Route::Manifest { name, reference }, &Method::GET | &Method::HEAD) => {
             get_manifest(state, name, reference, &req, method == Method::HEAD).await
         }
-        (V2Route::Manifest { name, reference }, &Method::PUT) => put_manifest(state, name, reference, &req, body).await,
-        (V2Route::Manifest { name, reference }, &Method::DELETE) => {
-            state.registry.delete_manifest(name, reference).await.map_err(ApiError::from).map(|()| accepted())
+        (V2Route::Manifest { name, reference }, &Method::PUT) => {
+            put_manifest(state, name, reference, &req, body).await
         }
+        (V2Route::Manifest { name, reference }, &Method::DELETE) => state
+            .registry
+            .delete_manifest(name, reference)
+            .await
+            .map_err(ApiError::from)
+            .map(|()| accepted()),
         (V2Route::Blob { name, digest }, &Method::GET | &Method::HEAD) => {
             get_blob(state, name, digest, &req, method == Method::HEAD).await
         }
-        (V2Route::Blob { name, digest }, &Method::DELETE) => {
-            state.registry.delete_blob(name, digest).await.map_err(ApiError::from).map(|()| accepted())
+        (V2Route::Blob { name, digest }, &Method::DELETE) => state
+            .registry
+            .delete_blob(name, digest)
+            .await
+            .map_err(ApiError::from)
+            .map(|()| accepted()),
+        (V2Route::UploadStart { name }, &Method::POST) => {
+            start_upload(state, name, &req, body).await
         }
-        (V2Route::UploadStart { name }, &Method::POST) => start_upload(state, name, &req, body).await,
         (V2Route::Upload { name, id }, &Method::GET) => {
             let status = state.registry.upload_status(name, id).await?;
-            Ok(upload_response(state, name, &status, StatusCode::NO_CONTENT, &req))
+            Ok(upload_response(
+                state,
+                name,
+                &status,
+                StatusCode::NO_CONTENT,
+                &req,
+            ))
         }
-        (V2Route::Upload { name, id }, &Method::PATCH) => patch_upload(state, name, id, &req, body).await,
-        (V2Route::Upload { name, id }, &Method::PUT) => finish_upload(state, name, id, &req, body).await,
-        (V2Route::Upload { name, id }, &Method::DELETE) => {
-            state.registry.cancel_upload(name, id).await.map_err(ApiError::from).map(|()| StatusCode::NO_CONTENT.into_response())
+        (V2Route::Upload { name, id }, &Method::PATCH) => {
+            patch_upload(state, name, id, &req, body).await
         }
-        (V2Route::Referrers { name, digest }, &Method::GET) => referrers(state, name, digest, &req).await,
-        _ => Err(ApiError::unsupported(format!("{method} is not supported here"))),
+        (V2Route::Upload { name, id }, &Method::PUT) => {
+            finish_upload(state, name, id, &req, body).await
+        }
+        (V2Route::Upload { name, id }, &Method::DELETE) => state
+            .registry
+            .cancel_upload(name, id)
+            .await
+            .map_err(ApiError::from)
+            .map(|()| StatusCode::NO_CONTENT.into_response()),
+        (V2Route::Referrers { name, digest }, &Method::GET) => {
+            referrers(state, name, digest, &req).await
+        }
+        _ => Err(ApiError::unsupported(format!(
+            "{method} is not supported here"
+        ))),
     }
 }
 
@@ -76,7 +113,13 @@ fn accepted() -> Response {
 
 fn query(req: &Parts) -> Result<HashMap<String, String>, ApiError> {
     let q = req.uri.query().unwrap_or("");
-    serde_urlencoded_lite(q).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, OciCode::Unsupported, "malformed query string"))
+    serde_urlencoded_lite(q).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            OciCode::Unsupported,
+            "malformed query string",
+        )
+    })
 }
 
 /// Decodes `a=b&c=d` (percent- and plus-decoding).
@@ -84,7 +127,12 @@ fn serde_urlencoded_lite(q: &str) -> Option<HashMap<String, String>> {
     let mut out = HashMap::new();
     for pair in q.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().ok().map(|c| c.into_owned());
+        let dec = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8()
+                .ok()
+                .map(|c| c.into_owned())
+        };
         out.insert(dec(k)?, dec(v)?);
     }
     Some(out)
@@ -96,8 +144,14 @@ fn base_url(state: &AppState, req: &Parts) -> String {
         return u.clone();
     }
     let headers = &req.headers;
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http");
     format!("{proto}://{host}")
 }
 
@@ -106,17 +160,31 @@ fn header_value(s: &str) -> HeaderValue {
 }
 
 fn body_stream(body: Body) -> ByteStream {
-    Box::pin(TryStreamExt::map_err(body.into_data_stream(), std::io::Error::other))
+    Box::pin(TryStreamExt::map_err(
+        body.into_data_stream(),
+        std::io::Error::other,
+    ))
 }
 
 fn parse_n(q: &HashMap<String, String>) -> Result<Option<usize>, ApiError> {
     q.get("n")
         .map(|n| n.parse::<usize>())
         .transpose()
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, OciCode::Unsupported, "n must be a non-negative integer"))
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                OciCode::Unsupported,
+                "n must be a non-negative integer",
+            )
+        })
 }
 
-fn listing_response(req: &Parts, listing: &Listing, n: Option<usize>, body: serde_json::Value) -> Response {
+fn listing_response(
+    req: &Parts,
+    listing: &Listing,
+    n: Option<usize>,
+    body: serde_json::Value,
+) -> Response {
     let mut resp = axum::Json(body).into_response();
     if listing.more
         && let Some(last) = listing.names.last()
@@ -125,7 +193,9 @@ fn listing_response(req: &Parts, listing: &Listing, n: Option<usize>, body: serd
         if let Some(n) = n {
             link.push_str(&format!("n={n}&"));
         }
-        let last: String = percent_encoding::utf8_percent_encode(last, percent_encoding::NON_ALPHANUMERIC).collect();
+        let last: String =
+            percent_encoding::utf8_percent_encode(last, percent_encoding::NON_ALPHANUMERIC)
+                .collect();
         link.push_str(&format!("last={last}>; rel=\"next\""));
         resp.headers_mut().insert(header::LINK, header_value(&link));
     }
@@ -135,7 +205,10 @@ fn listing_response(req: &Parts, listing: &Listing, n: Option<usize>, body: serd
 async fn catalog(state: &AppState, req: &Parts) -> HandlerResult {
     let q = query(req)?;
     let n = parse_n(&q)?;
-    let listing = state.registry.catalog(n, q.get("last").map(String::as_str)).await?;
+    let listing = state
+        .registry
+        .catalog(n, q.get("last").map(String::as_str))
+        .await?;
     let body = serde_json::json!({ "repositories": listing.names });
     Ok(listing_response(req, &listing, n, body))
 }
@@ -143,7 +216,10 @@ async fn catalog(state: &AppState, req: &Parts) -> HandlerResult {
 async fn tags(state: &AppState, name: &RepoName, req: &Parts) -> HandlerResult {
     let q = query(req)?;
     let n = parse_n(&q)?;
-    let listing = state.registry.list_tags(name, n, q.get("last").map(String::as_str)).await?;
+    let listing = state
+        .registry
+        .list_tags(name, n, q.get("last").map(String::as_str))
+        .await?;
     let body = serde_json::json!({ "name": name.as_str(), "tags": listing.names });
     Ok(listing_response(req, &listing, n, body))
 }
@@ -160,15 +236,23 @@ fn acceptable(headers: &HeaderMap, media_type: &str) -> bool {
         .map(essence)
         .filter(|s| !s.is_empty())
         .collect();
-    let names_manifests = offered.iter().any(|o| crate::oci::ManifestKind::from_media_type(o).is_some());
-    !names_manifests || offered.iter().any(|o| o == media_type || o == "*/*" || o == "application/*")
+    let names_manifests = offered
+        .iter()
+        .any(|o| crate::oci::ManifestKind::from_media_type(o).is_some());
+    !names_manifests
+        || offered
+            .iter()
+            .any(|o| o == media_type || o == "*/*" || o == "application/*")
 }
 
 fn manifest_headers(m: &StoredManifest) -> [(header::HeaderName, HeaderValue); 4] {
     [
         (header::CONTENT_TYPE, header_value(&m.media_type)),
         (header::CONTENT_LENGTH, HeaderValue::from(m.size)),
-        (header::HeaderName::from_static(DIGEST_HEADER), header_value(&m.digest.to_string())),
+        (
+            header::HeaderName::from_static(DIGEST_HEADER),
+            header_value(&m.digest.to_string()),
+        ),
         (header::ETAG, header_value(&format!("\"{}\"", m.digest))),
     ]
 }
@@ -191,10 +275,28 @@ async fn get_manifest(
     })
 }
 
-async fn put_manifest(state: &AppState, name: &RepoName, reference: &crate::oci::Reference, req: &Parts, body: Body) -> HandlerResult {
-    let content_type = &req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let too_large = || ApiError::from(RegistryError::ManifestTooLarge { max: MAX_MANIFEST_SIZE });
-    let declared = &req.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+async fn put_manifest(
+    state: &AppState,
+    name: &RepoName,
+    reference: &crate::oci::Reference,
+    req: &Parts,
+    body: Body,
+) -> HandlerResult {
+    let content_type = &req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let too_large = || {
+        ApiError::from(RegistryError::ManifestTooLarge {
+            max: MAX_MANIFEST_SIZE,
+        })
+    };
+    let declared = &req
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|l| l > MAX_MANIFEST_SIZE as u64) {
         return Err(too_large());
     }
@@ -204,14 +306,26 @@ async fn put_manifest(state: &AppState, name: &RepoName, reference: &crate::oci:
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         Err(e) => return Err(RegistryError::Body(std::io::Error::other(e)).into()),
     };
-    let out = state.registry.put_manifest(name, reference, content_type.as_deref(), bytes).await?;
+    let out = state
+        .registry
+        .put_manifest(name, reference, content_type.as_deref(), bytes)
+        .await?;
     let digest = out.digest.to_string();
     let mut headers = vec![
-        (header::LOCATION, header_value(&format!("/v2/{name}/manifests/{digest}"))),
-        (header::HeaderName::from_static(DIGEST_HEADER), header_value(&digest)),
+        (
+            header::LOCATION,
+            header_value(&format!("/v2/{name}/manifests/{digest}")),
+        ),
+        (
+            header::HeaderName::from_static(DIGEST_HEADER),
+            header_value(&digest),
+        ),
     ];
     if let Some(subject) = out.subject {
-        headers.push((header::HeaderName::from_static("oci-subject"), header_value(&subject.to_string())));
+        headers.push((
+            header::HeaderName::from_static("oci-subject"),
+            header_value(&subject.to_string()),
+        ));
     }
     let mut resp = StatusCode::CREATED.into_response();
     resp.headers_mut().extend(headers);
@@ -221,8 +335,12 @@ async fn put_manifest(state: &AppState, name: &RepoName, reference: &crate::oci:
 /// Parses `bytes=a-b`, `bytes=a-` or `bytes=-n` against `size`. `Ok(None)`
 /// means "whole object" (no or unsupported header); `Err` means 416.
 fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(v) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
-    let Some(spec) = v.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(v) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some(spec) = v.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
@@ -231,7 +349,13 @@ fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()>
     let (start, end) = match (a.is_empty(), b.is_empty()) {
         (false, _) => {
             let start: u64 = a.parse().map_err(|_| ())?;
-            let end: u64 = if b.is_empty() { size.saturating_sub(1) } else { b.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1)) };
+            let end: u64 = if b.is_empty() {
+                size.saturating_sub(1)
+            } else {
+                b.parse::<u64>()
+                    .map_err(|_| ())?
+                    .min(size.saturating_sub(1))
+            };
             (start, end)
         }
         (true, false) => {
@@ -249,14 +373,26 @@ fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()>
     Ok(Some((start, end)))
 }
 
-async fn get_blob(state: &AppState, name: &RepoName, digest: &Digest, req: &Parts, head: bool) -> HandlerResult {
+async fn get_blob(
+    state: &AppState,
+    name: &RepoName,
+    digest: &Digest,
+    req: &Parts,
+    head: bool,
+) -> HandlerResult {
     let info = state.registry.blob_info(name, digest).await?;
-    let digest_header = (header::HeaderName::from_static(DIGEST_HEADER), header_value(&digest.to_string()));
+    let digest_header = (
+        header::HeaderName::from_static(DIGEST_HEADER),
+        header_value(&digest.to_string()),
+    );
     if head {
         let headers = [
             digest_header,
             (header::CONTENT_LENGTH, HeaderValue::from(info.size)),
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
             (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
         ];
         return Ok((headers, Body::empty()).into_response());
@@ -266,25 +402,42 @@ async fn get_blob(state: &AppState, name: &RepoName, digest: &Digest, req: &Part
         return Ok((StatusCode::TEMPORARY_REDIRECT, headers).into_response());
     }
     let range = parse_range(&req.headers, info.size).map_err(|()| {
-        let mut e = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, OciCode::RangeInvalid, "requested range is not satisfiable");
-        e.headers.push((header::CONTENT_RANGE, header_value(&format!("bytes */{}", info.size))));
+        let mut e = ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            OciCode::RangeInvalid,
+            "requested range is not satisfiable",
+        );
+        e.headers.push((
+            header::CONTENT_RANGE,
+            header_value(&format!("bytes */{}", info.size)),
+        ));
         e
     })?;
     let obj = state.registry.read_blob(digest, &info, range).await?;
     let mut resp = Body::from_stream(obj.body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::HeaderName::from_static(DIGEST_HEADER), header_value(&digest.to_string()));
+    h.insert(
+        header::HeaderName::from_static(DIGEST_HEADER),
+        header_value(&digest.to_string()),
+    );
     match range {
         Some((s, e)) => {
             *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
             let h = resp.headers_mut();
             h.insert(header::CONTENT_LENGTH, HeaderValue::from(e - s + 1));
-            h.insert(header::CONTENT_RANGE, header_value(&format!("bytes {s}-{e}/{}", obj.total_size)));
+            h.insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes {s}-{e}/{}", obj.total_size)),
+            );
         }
         None => {
-            resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(obj.total_size));
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(obj.total_size));
         }
     }
     Ok(resp)
@@ -294,25 +447,85 @@ fn digest_param(q: &HashMap<String, String>) -> Result<Option<Digest>, ApiError>
     q.get("digest")
         .map(|d| parse_digest(d))
         .transpose()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, OciCode::DigestInvalid, format!("invalid digest: {e}")))
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                OciCode::DigestInvalid,
+                format!("invalid digest: {e}"),
+            )
+        })
 }
 
 fn blob_created(name: &RepoName, digest: &Digest) -> Response {
     let d = digest.to_string();
     let headers = [
-        (header::LOCATION, header_value(&format!("/v2/{name}/blobs/{d}"))),
-        (header::HeaderName::from_static(DIGEST_HEADER), header_value(&d)),
+        (
+            header::LOCATION,
+            header_value(&format!("/v2/{name}/blobs/{d}")),
+        ),
+        (
+            header::HeaderName::from_static(DIGEST_HEADER),
+            header_value(&d),
+        ),
         (header::CONTENT_LENGTH, HeaderValue::from(0)),
     ];
     (StatusCode::CREATED, headers).into_response()
 }
 
-fn upload_response(state: &AppState, name: &RepoName, status: &UploadStatus, code: StatusCode, req: &Parts) -> Response {
-    let location = format!("{}/v2/{name}/blobs/uploads/{}", base_url(state, req), status.id);
+/// The upload gateway serves only upload sessions, each with a valid token.
+fn gateway_guard(state: &AppState, route: &V2Route, req: &Parts) -> Result<(), ApiError> {
+    let V2Route::Upload { name, id } = route else {
+        if *route == V2Route::Base {
+            return Ok(());
+        }
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            OciCode::Unsupported,
+            "the upload gateway serves upload sessions only",
+        ));
+    };
+    let unauthorized =
+        |m: String| ApiError::new(StatusCode::UNAUTHORIZED, OciCode::Unauthorized, m);
+    let signer = state
+        .uploads
+        .signer
+        .as_ref()
+        .ok_or_else(|| unauthorized("the upload gateway has no signing key".to_owned()))?;
+    let q = query(req)?;
+    let token = q
+        .get(STATE_PARAM)
+        .ok_or_else(|| unauthorized("upload token missing".to_owned()))?;
+    signer
+        .verify(token, name.as_str(), id, now_secs())
+        .map_err(|e| unauthorized(e.to_string()))
+}
+
+fn upload_response(
+    state: &AppState,
+    name: &RepoName,
+    status: &UploadStatus,
+    code: StatusCode,
+    req: &Parts,
+) -> Response {
+    let base = match (&state.uploads.gateway_url, state.uploads.is_gateway) {
+        (Some(gateway), false) => gateway.clone(),
+        _ => base_url(state, req),
+    };
+    let mut location = format!("{base}/v2/{name}/blobs/uploads/{}", status.id);
+    if let Some(signer) = &state.uploads.signer {
+        let token = signer.issue(name.as_str(), &status.id, now_secs());
+        location.push_str(&format!("?{STATE_PARAM}={token}"));
+    }
     let headers = [
         (header::LOCATION, header_value(&location)),
-        (header::RANGE, header_value(&format!("0-{}", status.offset.saturating_sub(1)))),
-        (header::HeaderName::from_static(UPLOAD_UUID_HEADER), header_value(&status.id)),
+        (
+            header::RANGE,
+            header_value(&format!("0-{}", status.offset.saturating_sub(1))),
+        ),
+        (
+            header::HeaderName::from_static(UPLOAD_UUID_HEADER),
+            header_value(&status.id),
+        ),
         (header::CONTENT_LENGTH, HeaderValue::from(0)),
     ];
     (code, headers).into_response()
@@ -321,29 +534,60 @@ fn upload_response(state: &AppState, name: &RepoName, status: &UploadStatus, cod
 async fn start_upload(state: &AppState, name: &RepoName, req: &Parts, body: Body) -> HandlerResult {
     let q = query(req)?;
     if let Some(mount) = q.get("mount") {
-        let digest = parse_digest(mount)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, OciCode::DigestInvalid, format!("invalid mount digest: {e}")))?;
+        let digest = parse_digest(mount).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                OciCode::DigestInvalid,
+                format!("invalid mount digest: {e}"),
+            )
+        })?;
         let from = match q.get("from") {
-            Some(f) => Some(f.parse::<RepoName>().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, OciCode::NameInvalid, e.to_string()))?),
+            Some(f) => Some(f.parse::<RepoName>().map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, OciCode::NameInvalid, e.to_string())
+            })?),
             None => None,
         };
-        if state.registry.mount_blob(name, &digest, from.as_ref()).await? {
+        if state
+            .registry
+            .mount_blob(name, &digest, from.as_ref())
+            .await?
+        {
             return Ok(blob_created(name, &digest));
         }
     } else if let Some(digest) = digest_param(&q)? {
-        state.registry.monolithic_upload(name, &digest, body_stream(body)).await?;
+        state
+            .registry
+            .monolithic_upload(name, &digest, body_stream(body))
+            .await?;
         return Ok(blob_created(name, &digest));
     }
     let status = state.registry.start_upload(name).await?;
-    Ok(upload_response(state, name, &status, StatusCode::ACCEPTED, req))
+    Ok(upload_response(
+        state,
+        name,
+        &status,
+        StatusCode::ACCEPTED,
+        req,
+    ))
 }
 
 /// Parses a chunk's `Content-Range: <start>-<end>` (inclusive).
 fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, ApiError> {
-    let Some(v) = headers.get(header::CONTENT_RANGE) else { return Ok(None) };
-    let bad = || ApiError::new(StatusCode::BAD_REQUEST, OciCode::BlobUploadInvalid, "Content-Range must be <start>-<end>");
+    let Some(v) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            OciCode::BlobUploadInvalid,
+            "Content-Range must be <start>-<end>",
+        )
+    };
     let s = v.to_str().map_err(|_| bad())?.trim();
-    let s = s.strip_prefix("bytes=").or_else(|| s.strip_prefix("bytes ")).unwrap_or(s);
+    let s = s
+        .strip_prefix("bytes=")
+        .or_else(|| s.strip_prefix("bytes "))
+        .unwrap_or(s);
     let s = s.split('/').next().unwrap_or(s);
     let (a, b) = s.split_once('-').ok_or_else(bad)?;
     let start = a.trim().parse::<u64>().map_err(|_| bad())?;
@@ -351,29 +595,71 @@ fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, ApiError> {
     Ok(Some((start, end)))
 }
 
-async fn patch_upload(state: &AppState, name: &RepoName, id: &str, req: &Parts, body: Body) -> HandlerResult {
+async fn patch_upload(
+    state: &AppState,
+    name: &RepoName,
+    id: &str,
+    req: &Parts,
+    body: Body,
+) -> HandlerResult {
     let range = content_range(&req.headers)?;
-    let status = state.registry.patch_upload(name, id, range, body_stream(body)).await?;
-    Ok(upload_response(state, name, &status, StatusCode::ACCEPTED, req))
+    let status = state
+        .registry
+        .patch_upload(name, id, range, body_stream(body))
+        .await?;
+    Ok(upload_response(
+        state,
+        name,
+        &status,
+        StatusCode::ACCEPTED,
+        req,
+    ))
 }
 
-async fn finish_upload(state: &AppState, name: &RepoName, id: &str, req: &Parts, body: Body) -> HandlerResult {
+async fn finish_upload(
+    state: &AppState,
+    name: &RepoName,
+    id: &str,
+    req: &Parts,
+    body: Body,
+) -> HandlerResult {
     let q = query(req)?;
-    let digest = digest_param(&q)?
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, OciCode::DigestInvalid, "the digest query parameter is required"))?;
-    state.registry.finish_upload(name, id, &digest, body_stream(body)).await?;
+    let digest = digest_param(&q)?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            OciCode::DigestInvalid,
+            "the digest query parameter is required",
+        )
+    })?;
+    state
+        .registry
+        .finish_upload(name, id, &digest, body_stream(body))
+        .await?;
     Ok(blob_created(name, &digest))
 }
 
-async fn referrers(state: &AppState, name: &RepoName, digest: &Digest, req: &Parts) -> HandlerResult {
+async fn referrers(
+    state: &AppState,
+    name: &RepoName,
+    digest: &Digest,
+    req: &Parts,
+) -> HandlerResult {
     let q = query(req)?;
     let filter = q.get("artifactType").filter(|t| !t.is_empty());
-    let manifests = state.registry.referrers(name, digest, filter.map(String::as_str)).await?;
-    let body = serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
+    let manifests = state
+        .registry
+        .referrers(name, digest, filter.map(String::as_str))
+        .await?;
+    let body =
+        serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
     let mut resp = axum::Json(body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(OCI_INDEX));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(OCI_INDEX));
     if filter.is_some() {
-        resp.headers_mut().insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+        resp.headers_mut().insert(
+            "oci-filters-applied",
+            HeaderValue::from_static("artifactType"),
+        );
     }
     Ok(resp)
 }
@@ -419,7 +705,10 @@ mod tests {
         assert!(acceptable(&HeaderMap::new(), oci));
         assert!(acceptable(&h(header::ACCEPT, "application/json"), oci));
         assert!(acceptable(&h(header::ACCEPT, "*/*"), oci));
-        assert!(acceptable(&h(header::ACCEPT, &format!("{OCI_INDEX}, {oci};q=0.5")), oci));
+        assert!(acceptable(
+            &h(header::ACCEPT, &format!("{OCI_INDEX}, {oci};q=0.5")),
+            oci
+        ));
         assert!(!acceptable(&h(header::ACCEPT, OCI_INDEX), oci));
     }
 

@@ -51,7 +51,11 @@ pub struct CorruptState;
 
 impl Default for Sha256State {
     fn default() -> Self {
-        Self { h: IV, tail: Vec::with_capacity(64), len: 0 }
+        Self {
+            h: IV,
+            tail: Vec::with_capacity(64),
+            len: 0,
+        }
     }
 }
 

@@ -59,9 +59,13 @@ impl ManifestKind {
 /// Why a manifest was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
-    #[error("Docker schema1 manifests are not supported; push with a client that writes schema2 or OCI manifests")]
+    #[error(
+        "Docker schema1 manifests are not supported; push with a client that writes schema2 or OCI manifests"
+    )]
     Schema1,
-    #[error("the OCI artifact manifest was withdrawn from OCI 1.1; use an image manifest with artifactType")]
+    #[error(
+        "the OCI artifact manifest was withdrawn from OCI 1.1; use an image manifest with artifactType"
+    )]
     ArtifactManifest,
     #[error("unsupported manifest media type {0:?}")]
     UnknownMediaType(String),
@@ -100,35 +104,55 @@ struct Probe {
 
 /// Strips parameters and case from a Content-Type value.
 pub fn essence(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// Validates manifest bytes sent with `content_type`.
-pub fn parse_manifest(content_type: Option<&str>, bytes: &[u8]) -> Result<ParsedManifest, ManifestError> {
+pub fn parse_manifest(
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> Result<ParsedManifest, ManifestError> {
     let header = content_type.map(essence).filter(|s| !s.is_empty());
     if let Some(h) = header.as_deref() {
         check_refused(h)?;
     }
-    let probe: Probe = serde_json::from_slice(bytes)
-        .map_err(|e| ManifestError::Invalid { kind: "a manifest", reason: e.to_string() })?;
+    let probe: Probe = serde_json::from_slice(bytes).map_err(|e| ManifestError::Invalid {
+        kind: "a manifest",
+        reason: e.to_string(),
+    })?;
     if let Some(b) = probe.media_type.as_deref() {
         check_refused(b)?;
     }
-    if matches!(&probe.schema_version, Some(serde_json::Value::Number(n)) if n.as_u64() == Some(1)) {
+    if matches!(&probe.schema_version, Some(serde_json::Value::Number(n)) if n.as_u64() == Some(1))
+    {
         return Err(ManifestError::Schema1);
     }
     let header_kind = header.as_deref().and_then(ManifestKind::from_media_type);
-    let body_kind = probe.media_type.as_deref().and_then(ManifestKind::from_media_type);
+    let body_kind = probe
+        .media_type
+        .as_deref()
+        .and_then(ManifestKind::from_media_type);
     let kind = match (header_kind, body_kind, probe.media_type.as_deref()) {
         (Some(h), _, Some(b)) if h.media_type() != b => {
-            return Err(ManifestError::MediaTypeMismatch { header: h.media_type().to_owned(), body: b.to_owned() });
+            return Err(ManifestError::MediaTypeMismatch {
+                header: h.media_type().to_owned(),
+                body: b.to_owned(),
+            });
         }
         (Some(h), _, _) => h,
         (None, Some(b), _) => b,
         (None, None, Some(b)) => return Err(ManifestError::UnknownMediaType(b.to_owned())),
         (None, None, None) => {
             // Neither says: an OCI manifest or index may omit mediaType.
-            let generic = matches!(header.as_deref(), None | Some("application/json" | "application/octet-stream"));
+            let generic = matches!(
+                header.as_deref(),
+                None | Some("application/json" | "application/octet-stream")
+            );
             match (generic, probe.manifests.is_some(), probe.config.is_some()) {
                 (true, true, false) => ManifestKind::OciIndex,
                 (true, false, true) => ManifestKind::OciImage,
@@ -156,11 +180,17 @@ fn check_refused(mt: &str) -> Result<(), ManifestError> {
 }
 
 fn invalid(kind: ManifestKind) -> impl Fn(serde_json::Error) -> ManifestError {
-    move |e| ManifestError::Invalid { kind: kind.media_type(), reason: e.to_string() }
+    move |e| ManifestError::Invalid {
+        kind: kind.media_type(),
+        reason: e.to_string(),
+    }
 }
 
-fn annotations(a: Option<&std::collections::HashMap<String, String>>) -> Option<std::collections::BTreeMap<String, String>> {
-    a.filter(|m| !m.is_empty()).map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+fn annotations(
+    a: Option<&std::collections::HashMap<String, String>>,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    a.filter(|m| !m.is_empty())
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
 fn parse_image(kind: ManifestKind, bytes: &[u8]) -> Result<ParsedManifest, ManifestError> {
@@ -215,7 +245,9 @@ mod tests {
     }
 
     fn image(mt: Option<&str>, extra: &str) -> String {
-        let mt = mt.map(|m| format!(r#""mediaType":"{m}","#)).unwrap_or_default();
+        let mt = mt
+            .map(|m| format!(r#""mediaType":"{m}","#))
+            .unwrap_or_default();
         format!(
             r#"{{"schemaVersion":2,{mt}"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":2}},
             "layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":3}},
@@ -228,23 +260,44 @@ mod tests {
 
     #[test]
     fn oci_image_lists_config_and_layers_once() {
-        let p = parse_manifest(Some(OCI_MANIFEST), image(Some(OCI_MANIFEST), "").as_bytes()).unwrap();
+        let p =
+            parse_manifest(Some(OCI_MANIFEST), image(Some(OCI_MANIFEST), "").as_bytes()).unwrap();
         assert_eq!(p.kind, ManifestKind::OciImage);
-        assert_eq!(p.blobs.iter().map(|x| x.to_string()).collect::<Vec<_>>(), [d('a'), d('b')]);
-        assert_eq!(p.artifact_type.as_deref(), Some("application/vnd.oci.image.config.v1+json"));
+        assert_eq!(
+            p.blobs.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            [d('a'), d('b')]
+        );
+        assert_eq!(
+            p.artifact_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
     }
 
     #[test]
     fn media_type_may_come_from_either_side() {
         let body = image(None, "");
-        assert_eq!(parse_manifest(Some(OCI_MANIFEST), body.as_bytes()).unwrap().kind, ManifestKind::OciImage);
-        assert_eq!(parse_manifest(None, body.as_bytes()).unwrap().kind, ManifestKind::OciImage);
-        let body = image(Some(DOCKER_MANIFEST), "");
-        assert_eq!(parse_manifest(None, body.as_bytes()).unwrap().kind, ManifestKind::DockerImage);
         assert_eq!(
-            parse_manifest(Some("application/vnd.docker.distribution.manifest.v2+json; charset=utf-8"), body.as_bytes())
+            parse_manifest(Some(OCI_MANIFEST), body.as_bytes())
                 .unwrap()
                 .kind,
+            ManifestKind::OciImage
+        );
+        assert_eq!(
+            parse_manifest(None, body.as_bytes()).unwrap().kind,
+            ManifestKind::OciImage
+        );
+        let body = image(Some(DOCKER_MANIFEST), "");
+        assert_eq!(
+            parse_manifest(None, body.as_bytes()).unwrap().kind,
+            ManifestKind::DockerImage
+        );
+        assert_eq!(
+            parse_manifest(
+                Some("application/vnd.docker.distribution.manifest.v2+json; charset=utf-8"),
+                body.as_bytes()
+            )
+            .unwrap()
+            .kind,
             ManifestKind::DockerImage
         );
     }
@@ -296,14 +349,25 @@ mod tests {
         assert_eq!(p.children.len(), 2);
         assert!(p.blobs.is_empty());
         let docker = body.replace(OCI_INDEX, DOCKER_LIST);
-        assert_eq!(parse_manifest(Some(DOCKER_LIST), docker.as_bytes()).unwrap().kind, ManifestKind::DockerList);
+        assert_eq!(
+            parse_manifest(Some(DOCKER_LIST), docker.as_bytes())
+                .unwrap()
+                .kind,
+            ManifestKind::DockerList
+        );
     }
 
     #[test]
     fn refusals_name_the_problem() {
         let schema1 = r#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#;
-        assert_eq!(parse_manifest(Some(DOCKER_SCHEMA1_SIGNED), schema1.as_bytes()), Err(ManifestError::Schema1));
-        assert_eq!(parse_manifest(None, schema1.as_bytes()), Err(ManifestError::Schema1));
+        assert_eq!(
+            parse_manifest(Some(DOCKER_SCHEMA1_SIGNED), schema1.as_bytes()),
+            Err(ManifestError::Schema1)
+        );
+        assert_eq!(
+            parse_manifest(None, schema1.as_bytes()),
+            Err(ManifestError::Schema1)
+        );
         assert_eq!(
             parse_manifest(Some(DOCKER_MANIFEST), schema1.as_bytes()),
             Err(ManifestError::Schema1)
@@ -312,7 +376,10 @@ mod tests {
             parse_manifest(Some(OCI_ARTIFACT_MANIFEST), b"{}"),
             Err(ManifestError::ArtifactManifest)
         );
-        assert!(matches!(parse_manifest(Some(OCI_MANIFEST), b"not json"), Err(ManifestError::Invalid { .. })));
+        assert!(matches!(
+            parse_manifest(Some(OCI_MANIFEST), b"not json"),
+            Err(ManifestError::Invalid { .. })
+        ));
         assert!(matches!(
             parse_manifest(Some(OCI_MANIFEST), br#"{"schemaVersion":2,"layers":[]}"#),
             Err(ManifestError::Invalid { .. })
@@ -322,7 +389,12 @@ mod tests {
             Err(ManifestError::UnknownMediaType("text/plain".to_owned()))
         );
         assert_eq!(
-            parse_manifest(Some(OCI_MANIFEST), image(None, "").replace("\"schemaVersion\":2", "\"schemaVersion\":3").as_bytes()),
+            parse_manifest(
+                Some(OCI_MANIFEST),
+                image(None, "")
+                    .replace("\"schemaVersion\":2", "\"schemaVersion\":3")
+                    .as_bytes()
+            ),
             Err(ManifestError::SchemaVersion)
         );
     }

@@ -187,23 +187,14 @@ mod tests {
     #[test]
     fn refuses_bad_names() {
         for n in [
-            "",
-            "A",
-            "a/",
-            "/a",
-            "a//b",
-            "-a",
-            "a-",
-            "a..b",
-            "a___b",
-            "a._b",
-            "a b",
-            "a%2fb",
-            "ä",
+            "", "A", "a/", "/a", "a//b", "-a", "a-", "a..b", "a___b", "a._b", "a b", "a%2fb", "ä",
         ] {
             assert!(n.parse::<RepoName>().is_err(), "{n:?}");
         }
-        assert_eq!("a".repeat(256).parse::<RepoName>(), Err(NameError::NameTooLong));
+        assert_eq!(
+            "a".repeat(256).parse::<RepoName>(),
+            Err(NameError::NameTooLong)
+        );
     }
 
     #[test]
@@ -224,7 +215,11 @@ mod tests {
         assert!(matches!(d.parse::<Reference>(), Ok(Reference::Digest(_))));
         assert!(matches!("v1".parse::<Reference>(), Ok(Reference::Tag(_))));
         assert!("sha256:short".parse::<Reference>().is_err());
-        assert!(format!("sha256:{}", "A".repeat(64)).parse::<Reference>().is_err());
+        assert!(
+            format!("sha256:{}", "A".repeat(64))
+                .parse::<Reference>()
+                .is_err()
+        );
     }
 
     proptest! {

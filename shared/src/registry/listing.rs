@@ -19,8 +19,15 @@ pub struct Listing {
 
 impl Registry {
     /// Tags of `repo` in lexical order after `last`, at most `n`.
-    pub async fn list_tags(&self, repo: &RepoName, n: Option<usize>, last: Option<&str>) -> Result<Listing> {
-        let listing = self.list_names(&keys::repo(repo), keys::TAG_PREFIX, n, last).await?;
+    pub async fn list_tags(
+        &self,
+        repo: &RepoName,
+        n: Option<usize>,
+        last: Option<&str>,
+    ) -> Result<Listing> {
+        let listing = self
+            .list_names(&keys::repo(repo), keys::TAG_PREFIX, n, last)
+            .await?;
         if listing.names.is_empty() && last.is_none() && !self.repo_exists(repo).await? {
             return Err(RegistryError::NameUnknown);
         }
@@ -29,14 +36,25 @@ impl Registry {
 
     /// Repository names in lexical order after `last`, at most `n`.
     pub async fn catalog(&self, n: Option<usize>, last: Option<&str>) -> Result<Listing> {
-        self.list_names(keys::CATALOG, keys::REPO_PREFIX, n, last).await
+        self.list_names(keys::CATALOG, keys::REPO_PREFIX, n, last)
+            .await
     }
 
     async fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
-        Ok(self.kv.get(keys::CATALOG, &keys::catalog_entry(repo)).await?.is_some())
+        Ok(self
+            .kv
+            .get(keys::CATALOG, &keys::catalog_entry(repo))
+            .await?
+            .is_some())
     }
 
-    async fn list_names(&self, pk: &str, prefix: &str, n: Option<usize>, last: Option<&str>) -> Result<Listing> {
+    async fn list_names(
+        &self,
+        pk: &str,
+        prefix: &str,
+        n: Option<usize>,
+        last: Option<&str>,
+    ) -> Result<Listing> {
         let want = n.unwrap_or(MAX_PAGE).min(MAX_PAGE);
         let mut names = Vec::new();
         if want == 0 {
@@ -62,14 +80,23 @@ impl Registry {
 
     /// Manifests in `repo` whose subject is `subject`, optionally only
     /// those of one artifact type, as descriptors for an image index.
-    pub async fn referrers(&self, repo: &RepoName, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<serde_json::Value>> {
+    pub async fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>> {
         let mut q = Query::prefix(keys::repo(repo), keys::referrer_prefix(subject), 1000);
         let mut out = Vec::new();
         loop {
             let page = self.kv.query(&q).await?;
             for item in page.items {
-                let Some(doc) = item.b(attr::DOC) else { continue };
-                let Ok(d) = serde_json::from_slice::<ReferrerDescriptor>(doc) else { continue };
+                let Some(doc) = item.b(attr::DOC) else {
+                    continue;
+                };
+                let Ok(d) = serde_json::from_slice::<ReferrerDescriptor>(doc) else {
+                    continue;
+                };
                 if artifact_type.is_some_and(|t| d.artifact_type.as_deref() != Some(t)) {
                     continue;
                 }

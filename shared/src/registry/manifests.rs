@@ -67,31 +67,50 @@ impl Registry {
         bytes: Bytes,
     ) -> Result<PutOutcome> {
         if bytes.len() > MAX_MANIFEST_SIZE {
-            return Err(RegistryError::ManifestTooLarge { max: MAX_MANIFEST_SIZE });
+            return Err(RegistryError::ManifestTooLarge {
+                max: MAX_MANIFEST_SIZE,
+            });
         }
         let parsed = parse_manifest(content_type, &bytes)?;
         let digest = sha256_digest(&bytes);
         let tag = match reference {
             Reference::Digest(d) if !is_sha256(d) => {
-                return Err(RegistryError::DigestInvalid(format!("{} manifests digests are not supported; use sha256", d.algorithm())));
+                return Err(RegistryError::DigestInvalid(format!(
+                    "{} manifests digests are not supported; use sha256",
+                    d.algorithm()
+                )));
             }
             Reference::Digest(d) if d != &digest => {
-                return Err(RegistryError::DigestInvalid(format!("manifest has digest {digest}, not {d}")));
+                return Err(RegistryError::DigestInvalid(format!(
+                    "manifest has digest {digest}, not {d}"
+                )));
             }
             Reference::Digest(_) => None,
             Reference::Tag(t) => Some(t),
         };
         let now = now_secs();
-        let manifest = self.manifest_item(repo, &digest, &parsed, &bytes, now).await?;
+        let manifest = self
+            .manifest_item(repo, &digest, &parsed, &bytes, now)
+            .await?;
         // A concurrent push may move the tag between our read and our
         // write; the tag's condition catches that and we read again.
         for _ in 0..3 {
-            match self.try_put_manifest(repo, tag, &digest, &parsed, &manifest, bytes.len(), now).await {
+            match self
+                .try_put_manifest(repo, tag, &digest, &parsed, &manifest, bytes.len(), now)
+                .await
+            {
                 Err(RegistryError::Kv(KvError::ConditionFailed { .. })) => continue,
-                r => return r.map(|()| PutOutcome { digest, subject: parsed.subject.clone() }),
+                r => {
+                    return r.map(|()| PutOutcome {
+                        digest,
+                        subject: parsed.subject.clone(),
+                    });
+                }
             }
         }
-        Err(RegistryError::Unsupported("the tag is being moved by concurrent pushes; retry".to_owned()))
+        Err(RegistryError::Unsupported(
+            "the tag is being moved by concurrent pushes; retry".to_owned(),
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -107,8 +126,17 @@ impl Registry {
     ) -> Result<()> {
         let repo_pk = keys::repo(repo);
         // One batch read: links, children, current tag, catalog entry.
-        let mut lookups: Vec<(String, String)> = parsed.blobs.iter().map(|b| (repo_pk.clone(), keys::blob_link(b))).collect();
-        lookups.extend(parsed.children.iter().map(|c| (repo_pk.clone(), keys::manifest(c))));
+        let mut lookups: Vec<(String, String)> = parsed
+            .blobs
+            .iter()
+            .map(|b| (repo_pk.clone(), keys::blob_link(b)))
+            .collect();
+        lookups.extend(
+            parsed
+                .children
+                .iter()
+                .map(|c| (repo_pk.clone(), keys::manifest(c))),
+        );
         let tag_at = lookups.len();
         if let Some(t) = tag {
             lookups.push((repo_pk.clone(), keys::tag(t.as_str())));
@@ -123,7 +151,15 @@ impl Registry {
 
         let mut ops = vec![WriteOp::put(manifest.clone())];
         if let Some(t) = tag {
-            ops.extend(tag_ops(repo, t, digest, parsed, size, now, found[tag_at].as_ref()));
+            ops.extend(tag_ops(
+                repo,
+                t,
+                digest,
+                parsed,
+                size,
+                now,
+                found[tag_at].as_ref(),
+            ));
         }
         if let Some(subject) = &parsed.subject {
             let d = ReferrerDescriptor {
@@ -133,11 +169,17 @@ impl Registry {
                 artifact_type: parsed.artifact_type.clone(),
                 annotations: parsed.annotations.clone(),
             };
-            let doc = serde_json::to_vec(&d).map_err(|e| RegistryError::Unsupported(e.to_string()))?;
-            ops.push(WriteOp::put(Item::new(&repo_pk, keys::referrer(subject, digest)).with(attr::DOC, Attr::B(doc))));
+            let doc =
+                serde_json::to_vec(&d).map_err(|e| RegistryError::Unsupported(e.to_string()))?;
+            ops.push(WriteOp::put(
+                Item::new(&repo_pk, keys::referrer(subject, digest)).with(attr::DOC, Attr::B(doc)),
+            ));
         }
         if found[catalog_at].is_none() {
-            ops.push(WriteOp::put(Item::new(keys::CATALOG, keys::catalog_entry(repo))));
+            ops.push(WriteOp::put(Item::new(
+                keys::CATALOG,
+                keys::catalog_entry(repo),
+            )));
         }
         let touches: Vec<WriteOp> = parsed.blobs.iter().map(|b| touch_blob(b, now)).collect();
         // Manifests with very many layers: mark the surplus blobs first, in
@@ -155,7 +197,9 @@ impl Registry {
     /// `MANIFEST_BLOB_UNKNOWN` (the blob was collected meanwhile).
     async fn transact_touching(&self, ops: Vec<WriteOp>) -> Result<()> {
         let touched = |index: usize| match ops.get(index) {
-            Some(WriteOp::Update { pk, .. }) => pk.strip_prefix("BLOB#").and_then(|d| parse_digest(d).ok()),
+            Some(WriteOp::Update { pk, .. }) => {
+                pk.strip_prefix("BLOB#").and_then(|d| parse_digest(d).ok())
+            }
             _ => None,
         };
         match self.kv.transact(ops.clone()).await {
@@ -167,14 +211,25 @@ impl Registry {
         }
     }
 
-    async fn manifest_item(&self, repo: &RepoName, digest: &Digest, parsed: &ParsedManifest, bytes: &Bytes, now: i64) -> Result<Item> {
+    async fn manifest_item(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        parsed: &ParsedManifest,
+        bytes: &Bytes,
+        now: i64,
+    ) -> Result<Item> {
         let refs = Refs {
             blobs: parsed.blobs.iter().map(ToString::to_string).collect(),
             children: parsed.children.iter().map(ToString::to_string).collect(),
         };
-        let refs = serde_json::to_vec(&refs).map_err(|e| RegistryError::Unsupported(e.to_string()))?;
+        let refs =
+            serde_json::to_vec(&refs).map_err(|e| RegistryError::Unsupported(e.to_string()))?;
         let mut item = Item::new(keys::repo(repo), keys::manifest(digest))
-            .with(attr::MEDIA_TYPE, Attr::S(parsed.kind.media_type().to_owned()))
+            .with(
+                attr::MEDIA_TYPE,
+                Attr::S(parsed.kind.media_type().to_owned()),
+            )
             .with(attr::SIZE, Attr::N(bytes.len() as i64))
             .with(attr::REFS, Attr::B(refs))
             .with(attr::PUSHED_AT, Attr::N(now));
@@ -193,13 +248,25 @@ impl Registry {
 
     /// Reads a manifest. By tag without the body: one read (the tag item
     /// carries digest, type and size); otherwise one more for the bytes.
-    pub async fn get_manifest(&self, repo: &RepoName, reference: &Reference, with_body: bool) -> Result<StoredManifest> {
+    pub async fn get_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        with_body: bool,
+    ) -> Result<StoredManifest> {
         let repo_pk = keys::repo(repo);
         let digest = match reference {
             Reference::Digest(d) => d.clone(),
             Reference::Tag(t) => {
-                let item = self.kv.get(&repo_pk, &keys::tag(t.as_str())).await?.ok_or(RegistryError::ManifestUnknown)?;
-                let digest = item.s(attr::DIGEST).and_then(|d| parse_digest(d).ok()).ok_or(RegistryError::ManifestUnknown)?;
+                let item = self
+                    .kv
+                    .get(&repo_pk, &keys::tag(t.as_str()))
+                    .await?
+                    .ok_or(RegistryError::ManifestUnknown)?;
+                let digest = item
+                    .s(attr::DIGEST)
+                    .and_then(|d| parse_digest(d).ok())
+                    .ok_or(RegistryError::ManifestUnknown)?;
                 if !with_body {
                     return Ok(StoredManifest {
                         digest,
@@ -211,7 +278,11 @@ impl Registry {
                 digest
             }
         };
-        let item = self.kv.get(&repo_pk, &keys::manifest(&digest)).await?.ok_or(RegistryError::ManifestUnknown)?;
+        let item = self
+            .kv
+            .get(&repo_pk, &keys::manifest(&digest))
+            .await?
+            .ok_or(RegistryError::ManifestUnknown)?;
         let bytes = match (with_body, item.b(attr::BYTES), item.s(attr::KEY)) {
             (false, _, _) => None,
             (true, Some(b), _) => Some(Bytes::copy_from_slice(b)),
@@ -232,7 +303,11 @@ impl Registry {
         let repo_pk = keys::repo(repo);
         match reference {
             Reference::Tag(t) => {
-                let item = self.kv.get(&repo_pk, &keys::tag(t.as_str())).await?.ok_or(RegistryError::ManifestUnknown)?;
+                let item = self
+                    .kv
+                    .get(&repo_pk, &keys::tag(t.as_str()))
+                    .await?
+                    .ok_or(RegistryError::ManifestUnknown)?;
                 let digest = item.s(attr::DIGEST).unwrap_or_default().to_owned();
                 let mut ops = vec![WriteOp::Delete {
                     pk: repo_pk.clone(),
@@ -240,7 +315,10 @@ impl Registry {
                     cond: Cond::Eq(attr::DIGEST.to_owned(), Attr::S(digest.clone())),
                 }];
                 if let Ok(d) = parse_digest(&digest) {
-                    ops.push(WriteOp::delete(repo_pk.clone(), keys::tag_of(&d, t.as_str())));
+                    ops.push(WriteOp::delete(
+                        repo_pk.clone(),
+                        keys::tag_of(&d, t.as_str()),
+                    ));
                 }
                 match self.kv.transact(ops).await {
                     Err(KvError::ConditionFailed { .. }) => Err(RegistryError::ManifestUnknown),
@@ -248,7 +326,11 @@ impl Registry {
                 }
             }
             Reference::Digest(d) => {
-                let item = self.kv.get(&repo_pk, &keys::manifest(d)).await?.ok_or(RegistryError::ManifestUnknown)?;
+                let item = self
+                    .kv
+                    .get(&repo_pk, &keys::manifest(d))
+                    .await?
+                    .ok_or(RegistryError::ManifestUnknown)?;
                 let mut ops = Vec::new();
                 let mut q = Query::prefix(repo_pk.clone(), keys::tag_of_prefix(d), 100);
                 loop {
@@ -268,7 +350,10 @@ impl Registry {
                     }
                 }
                 if let Some(subject) = item.s(attr::SUBJECT).and_then(|s| parse_digest(s).ok()) {
-                    ops.push(WriteOp::delete(repo_pk.clone(), keys::referrer(&subject, d)));
+                    ops.push(WriteOp::delete(
+                        repo_pk.clone(),
+                        keys::referrer(&subject, d),
+                    ));
                 }
                 // Tags first (in as many transactions as needed), the
                 // manifest last, so a failure never leaves a dangling tag.
@@ -276,7 +361,11 @@ impl Registry {
                     self.kv.transact(chunk.to_vec()).await?;
                 }
                 self.kv
-                    .write(WriteOp::Delete { pk: repo_pk, sk: keys::manifest(d), cond: Cond::Exists })
+                    .write(WriteOp::Delete {
+                        pk: repo_pk,
+                        sk: keys::manifest(d),
+                        cond: Cond::Exists,
+                    })
                     .await
                     .map_err(|e| match e {
                         KvError::ConditionFailed { .. } => RegistryError::ManifestUnknown,
@@ -301,7 +390,10 @@ fn tag_ops(
     let repo_pk = keys::repo(repo);
     let item = Item::new(&repo_pk, keys::tag(tag.as_str()))
         .with(attr::DIGEST, Attr::S(digest.to_string()))
-        .with(attr::MEDIA_TYPE, Attr::S(parsed.kind.media_type().to_owned()))
+        .with(
+            attr::MEDIA_TYPE,
+            Attr::S(parsed.kind.media_type().to_owned()),
+        )
         .with(attr::SIZE, Attr::N(size as i64))
         .with(attr::PUSHED_AT, Attr::N(now));
     let previous = current.and_then(|c| c.s(attr::DIGEST)).map(str::to_owned);
@@ -312,7 +404,9 @@ fn tag_ops(
     let mut ops = vec![WriteOp::Put { item, cond }];
     let reverse = keys::tag_of(digest, tag.as_str());
     match previous.as_deref().map(parse_digest) {
-        Some(Ok(p)) if &p != digest => ops.push(WriteOp::delete(&repo_pk, keys::tag_of(&p, tag.as_str()))),
+        Some(Ok(p)) if &p != digest => {
+            ops.push(WriteOp::delete(&repo_pk, keys::tag_of(&p, tag.as_str())))
+        }
         _ => {}
     }
     ops.push(WriteOp::put(Item::new(repo_pk, reverse)));

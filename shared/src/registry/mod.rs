@@ -5,8 +5,8 @@
 //! route; only adapters (in `store/`) talk to storage. Keys and attribute
 //! names live in [`keys`], the one description of the data model.
 
-pub mod keys;
 mod blobs;
+pub mod keys;
 mod listing;
 mod manifests;
 mod uploads;

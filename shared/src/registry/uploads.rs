@@ -69,13 +69,21 @@ impl Registry {
             hash: Sha256State::new().to_bytes(),
         };
         let item = self.session_item(&id, &s, 1)?;
-        self.kv.write(WriteOp::Put { item, cond: Cond::NotExists }).await?;
+        self.kv
+            .write(WriteOp::Put {
+                item,
+                cond: Cond::NotExists,
+            })
+            .await?;
         Ok(UploadStatus { id, offset: 0 })
     }
 
     pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadStatus> {
         let l = self.load_session(repo, id).await?;
-        Ok(UploadStatus { id: l.id, offset: l.s.offset })
+        Ok(UploadStatus {
+            id: l.id,
+            offset: l.s.offset,
+        })
     }
 
     /// Appends a chunk (`PATCH`). `range` is the inclusive `Content-Range`.
@@ -92,7 +100,9 @@ impl Registry {
                 return Err(RegistryError::RangeInvalid { offset: l.s.offset });
             }
             if end < start {
-                return Err(RegistryError::UploadInvalid(format!("Content-Range {start}-{end} is empty")));
+                return Err(RegistryError::UploadInvalid(format!(
+                    "Content-Range {start}-{end} is empty"
+                )));
             }
         }
         let (tail, received) = self.ingest(&mut l, body).await?;
@@ -118,17 +128,27 @@ impl Registry {
         if let Some(old) = old_stage {
             self.forget_object(&old).await;
         }
-        Ok(UploadStatus { id: l.id, offset: l.s.offset })
+        Ok(UploadStatus {
+            id: l.id,
+            offset: l.s.offset,
+        })
     }
 
     /// Completes an upload (`PUT ?digest=`), with an optional last chunk.
-    pub async fn finish_upload(&self, repo: &RepoName, id: &str, digest: &Digest, body: ByteStream) -> Result<()> {
+    pub async fn finish_upload(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        digest: &Digest,
+        body: ByteStream,
+    ) -> Result<()> {
         check_algorithm(digest)?;
         let mut l = self.load_session(repo, id).await?;
         let (tail, _) = self.ingest(&mut l, body).await?;
         let old_stage = l.s.staged.take();
         self.verify_and_place(&mut l, digest, tail).await?;
-        self.commit_blob(repo, digest, l.s.offset, &l.s.key, Some(&l.id)).await?;
+        self.commit_blob(repo, digest, l.s.offset, &l.s.key, Some(&l.id))
+            .await?;
         if let Some(old) = old_stage {
             self.forget_object(&old).await;
         }
@@ -136,7 +156,12 @@ impl Registry {
     }
 
     /// A whole blob in one request (`POST ?digest=`): no session is stored.
-    pub async fn monolithic_upload(&self, repo: &RepoName, digest: &Digest, body: ByteStream) -> Result<()> {
+    pub async fn monolithic_upload(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        body: ByteStream,
+    ) -> Result<()> {
         check_algorithm(digest)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut l = Loaded {
@@ -154,25 +179,39 @@ impl Registry {
         };
         let (tail, _) = self.ingest(&mut l, body).await?;
         self.verify_and_place(&mut l, digest, tail).await?;
-        self.commit_blob(repo, digest, l.s.offset, &l.s.key, None).await
+        self.commit_blob(repo, digest, l.s.offset, &l.s.key, None)
+            .await
     }
 
     /// Abandons an upload (`DELETE`).
     pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<()> {
         let l = self.load_session(repo, id).await?;
         self.discard(&l).await;
-        self.kv.write(WriteOp::delete(keys::upload(&l.id), keys::META)).await?;
+        self.kv
+            .write(WriteOp::delete(keys::upload(&l.id), keys::META))
+            .await?;
         Ok(())
     }
 
     /// Links a blob from `from` (or, without `from`, any blob this registry
     /// holds) into `repo`. Returns false when there is nothing to mount.
-    pub async fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: Option<&RepoName>) -> Result<bool> {
+    pub async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: Option<&RepoName>,
+    ) -> Result<bool> {
         let source = match from {
-            Some(f) => self.kv.get(&keys::repo(f), &keys::blob_link(digest)).await?,
+            Some(f) => {
+                self.kv
+                    .get(&keys::repo(f), &keys::blob_link(digest))
+                    .await?
+            }
             None => self.kv.get(&keys::blob(digest), keys::META).await?,
         };
-        let Some(source) = source else { return Ok(false) };
+        let Some(source) = source else {
+            return Ok(false);
+        };
         let (Some(size), Some(key)) = (source.n(attr::SIZE), source.s(attr::KEY)) else {
             return Ok(false);
         };
@@ -192,7 +231,11 @@ impl Registry {
     /// Returns the unwritten tail (staged bytes first) and the body length.
     async fn ingest(&self, l: &mut Loaded, mut body: ByteStream) -> Result<(BytesMut, u64)> {
         let mut hasher = Sha256State::from_bytes(&l.s.hash).map_err(corrupt)?;
-        let part_size = self.opts.part_size.max(self.blobs.min_part_size() as usize).max(1);
+        let part_size = self
+            .opts
+            .part_size
+            .max(self.blobs.min_part_size() as usize)
+            .max(1);
         let mut buf = BytesMut::new();
         if let Some(staged) = &l.s.staged {
             buf.extend_from_slice(&read_all(self.blobs.as_ref(), staged).await?);
@@ -223,27 +266,43 @@ impl Registry {
             }
         };
         let number = s.parts.len() as u32 + 1;
-        let etag = self.blobs.upload_part(&s.key, &upload_id, number, data).await?;
+        let etag = self
+            .blobs
+            .upload_part(&s.key, &upload_id, number, data)
+            .await?;
         s.parts.push(CompletedPart { number, etag });
         Ok(())
     }
 
     /// Checks the digest, then writes the tail and puts the object in place.
-    async fn verify_and_place(&self, l: &mut Loaded, digest: &Digest, tail: BytesMut) -> Result<()> {
-        let actual = Sha256State::from_bytes(&l.s.hash).map_err(corrupt)?.digest();
+    async fn verify_and_place(
+        &self,
+        l: &mut Loaded,
+        digest: &Digest,
+        tail: BytesMut,
+    ) -> Result<()> {
+        let actual = Sha256State::from_bytes(&l.s.hash)
+            .map_err(corrupt)?
+            .digest();
         if &actual != digest {
             self.discard(l).await;
             if l.version > 0 {
-                self.kv.write(WriteOp::delete(keys::upload(&l.id), keys::META)).await?;
+                self.kv
+                    .write(WriteOp::delete(keys::upload(&l.id), keys::META))
+                    .await?;
             }
-            return Err(RegistryError::DigestInvalid(format!("content has digest {actual}, not {digest}")));
+            return Err(RegistryError::DigestInvalid(format!(
+                "content has digest {actual}, not {digest}"
+            )));
         }
         match l.s.mpu.clone() {
             Some(upload_id) => {
                 if !tail.is_empty() {
                     self.write_part(&mut l.s, tail.freeze()).await?;
                 }
-                self.blobs.complete_multipart(&l.s.key, &upload_id, &l.s.parts).await?;
+                self.blobs
+                    .complete_multipart(&l.s.key, &upload_id, &l.s.parts)
+                    .await?;
             }
             None => self.blobs.put(&l.s.key, tail.freeze()).await?,
         }
@@ -253,14 +312,27 @@ impl Registry {
     /// Records a stored blob and links it into `repo`, ending the session.
     /// If the registry already holds the digest, links the existing object
     /// and drops the new copy.
-    async fn commit_blob(&self, repo: &RepoName, digest: &Digest, size: u64, key: &str, session: Option<&str>) -> Result<()> {
+    async fn commit_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        key: &str,
+        session: Option<&str>,
+    ) -> Result<()> {
         let now = now_secs();
         let end_session = || session.map(|id| WriteOp::delete(keys::upload(id), keys::META));
         let meta = Item::new(keys::blob(digest), keys::META)
             .with(attr::SIZE, Attr::N(size as i64))
             .with(attr::KEY, Attr::S(key.to_owned()))
             .with(attr::LAST_REFERENCED, Attr::N(now));
-        let mut ops = vec![WriteOp::Put { item: meta, cond: Cond::NotExists }, WriteOp::put(link_item(repo, digest, size, key))];
+        let mut ops = vec![
+            WriteOp::Put {
+                item: meta,
+                cond: Cond::NotExists,
+            },
+            WriteOp::put(link_item(repo, digest, size, key)),
+        ];
         ops.extend(end_session());
         match self.kv.transact(ops).await {
             Ok(()) => return Ok(()),
@@ -269,9 +341,14 @@ impl Registry {
         }
         // Already stored: keep the first copy.
         for _ in 0..3 {
-            let Some(existing) = self.kv.get(&keys::blob(digest), keys::META).await? else { continue };
+            let Some(existing) = self.kv.get(&keys::blob(digest), keys::META).await? else {
+                continue;
+            };
             let existing_key = existing.s(attr::KEY).unwrap_or_default().to_owned();
-            let mut ops = vec![touch_blob(digest, now), WriteOp::put(link_item(repo, digest, size, &existing_key))];
+            let mut ops = vec![
+                touch_blob(digest, now),
+                WriteOp::put(link_item(repo, digest, size, &existing_key)),
+            ];
             ops.extend(end_session());
             match self.kv.transact(ops).await {
                 Ok(()) => {
@@ -282,20 +359,30 @@ impl Registry {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(RegistryError::UploadInvalid("the blob changed state concurrently; retry the upload".to_owned()))
+        Err(RegistryError::UploadInvalid(
+            "the blob changed state concurrently; retry the upload".to_owned(),
+        ))
     }
 
     async fn load_session(&self, repo: &RepoName, id: &str) -> Result<Loaded> {
         if !valid_upload_id(id) {
             return Err(RegistryError::UploadUnknown);
         }
-        let item = self.kv.get(&keys::upload(id), keys::META).await?.ok_or(RegistryError::UploadUnknown)?;
+        let item = self
+            .kv
+            .get(&keys::upload(id), keys::META)
+            .await?
+            .ok_or(RegistryError::UploadUnknown)?;
         let doc = item.b(attr::DOC).ok_or_else(|| corrupt("no document"))?;
         let s: Session = serde_json::from_slice(doc).map_err(corrupt)?;
         if s.repo != repo.as_str() {
             return Err(RegistryError::UploadUnknown);
         }
-        Ok(Loaded { id: id.to_owned(), version: item.n(attr::VERSION).unwrap_or(0), s })
+        Ok(Loaded {
+            id: id.to_owned(),
+            version: item.n(attr::VERSION).unwrap_or(0),
+            s,
+        })
     }
 
     fn session_item(&self, id: &str, s: &Session, version: i64) -> Result<Item> {
@@ -303,7 +390,10 @@ impl Registry {
         Ok(Item::new(keys::upload(id), keys::META)
             .with(attr::DOC, Attr::B(doc))
             .with(attr::VERSION, Attr::N(version))
-            .with(TTL_ATTR, Attr::N(now_secs() + self.opts.upload_ttl.as_secs() as i64)))
+            .with(
+                TTL_ATTR,
+                Attr::N(now_secs() + self.opts.upload_ttl.as_secs() as i64),
+            ))
     }
 
     /// Saves the session if nobody else changed it since it was read.
@@ -311,9 +401,9 @@ impl Registry {
         let item = self.session_item(&l.id, &l.s, l.version + 1)?;
         let cond = Cond::Eq(attr::VERSION.to_owned(), Attr::N(l.version));
         match self.kv.write(WriteOp::Put { item, cond }).await {
-            Err(KvError::ConditionFailed { .. }) => {
-                Err(RegistryError::UploadInvalid("the upload was changed by a concurrent request".to_owned()))
-            }
+            Err(KvError::ConditionFailed { .. }) => Err(RegistryError::UploadInvalid(
+                "the upload was changed by a concurrent request".to_owned(),
+            )),
             r => Ok(r?),
         }
     }
@@ -343,7 +433,10 @@ fn check_algorithm(digest: &Digest) -> Result<()> {
     if is_sha256(digest) {
         Ok(())
     } else {
-        Err(RegistryError::DigestInvalid(format!("{} digests are not supported for uploads; use sha256", digest.algorithm())))
+        Err(RegistryError::DigestInvalid(format!(
+            "{} digests are not supported for uploads; use sha256",
+            digest.algorithm()
+        )))
     }
 }
 

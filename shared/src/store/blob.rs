@@ -62,12 +62,28 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes an object; removing an absent object succeeds.
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
     /// Keys under `prefix` in ascending order after `after`, at most `limit`.
-    async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>, BlobError>;
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, BlobError>;
 
     async fn create_multipart(&self, key: &str) -> Result<String, BlobError>;
     /// Uploads part `number` (1-based). Re-uploading a number replaces it.
-    async fn upload_part(&self, key: &str, upload_id: &str, number: u32, data: Bytes) -> Result<String, BlobError>;
-    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[CompletedPart]) -> Result<(), BlobError>;
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        data: Bytes,
+    ) -> Result<String, BlobError>;
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), BlobError>;
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError>;
 
     /// A short-lived URL that serves the object, computed locally (no

@@ -14,7 +14,10 @@ pub mod kv {
     use crate::store::now_secs;
 
     fn item(pk: &str, sk: &str, n: i64) -> Item {
-        Item::new(pk, sk).with("n", Attr::N(n)).with("s", Attr::S(format!("v{n}"))).with("b", Attr::B(vec![0, 1, 255]))
+        Item::new(pk, sk)
+            .with("n", Attr::N(n))
+            .with("s", Attr::S(format!("v{n}")))
+            .with("b", Attr::B(vec![0, 1, 255]))
     }
 
     fn unique(p: &str) -> String {
@@ -30,18 +33,33 @@ pub mod kv {
 
     pub async fn conditional_put_refuses_existing_item(kv: Arc<dyn Kv>) {
         let pk = unique("T");
-        let put = |n| WriteOp::Put { item: item(&pk, "a", n), cond: Cond::NotExists };
+        let put = |n| WriteOp::Put {
+            item: item(&pk, "a", n),
+            cond: Cond::NotExists,
+        };
         kv.write(put(1)).await.unwrap();
-        assert_eq!(kv.write(put(2)).await, Err(KvError::ConditionFailed { index: 0 }));
+        assert_eq!(
+            kv.write(put(2)).await,
+            Err(KvError::ConditionFailed { index: 0 })
+        );
         assert_eq!(kv.get(&pk, "a").await.unwrap().unwrap().n("n"), Some(1));
     }
 
     pub async fn version_equality_guards_replacement(kv: Arc<dyn Kv>) {
         let pk = unique("T");
         kv.write(WriteOp::put(item(&pk, "a", 1))).await.unwrap();
-        let stale = WriteOp::Put { item: item(&pk, "a", 3), cond: Cond::Eq("n".into(), Attr::N(2)) };
-        assert!(matches!(kv.write(stale).await, Err(KvError::ConditionFailed { .. })));
-        let fresh = WriteOp::Put { item: item(&pk, "a", 2), cond: Cond::Eq("n".into(), Attr::N(1)) };
+        let stale = WriteOp::Put {
+            item: item(&pk, "a", 3),
+            cond: Cond::Eq("n".into(), Attr::N(2)),
+        };
+        assert!(matches!(
+            kv.write(stale).await,
+            Err(KvError::ConditionFailed { .. })
+        ));
+        let fresh = WriteOp::Put {
+            item: item(&pk, "a", 2),
+            cond: Cond::Eq("n".into(), Attr::N(1)),
+        };
         kv.write(fresh).await.unwrap();
         assert_eq!(kv.get(&pk, "a").await.unwrap().unwrap().n("n"), Some(2));
     }
@@ -49,13 +67,23 @@ pub mod kv {
     pub async fn delete_with_numeric_condition(kv: Arc<dyn Kv>) {
         let pk = unique("T");
         kv.write(WriteOp::put(item(&pk, "a", 10))).await.unwrap();
-        let del = |below| WriteOp::Delete { pk: pk.clone(), sk: "a".into(), cond: Cond::Lt("n".into(), below) };
-        assert!(matches!(kv.write(del(10)).await, Err(KvError::ConditionFailed { .. })));
+        let del = |below| WriteOp::Delete {
+            pk: pk.clone(),
+            sk: "a".into(),
+            cond: Cond::Lt("n".into(), below),
+        };
+        assert!(matches!(
+            kv.write(del(10)).await,
+            Err(KvError::ConditionFailed { .. })
+        ));
         kv.write(del(11)).await.unwrap();
         assert_eq!(kv.get(&pk, "a").await.unwrap(), None);
         // Deleting an absent item is not an error; a condition on it is.
         kv.write(WriteOp::delete(pk.clone(), "a")).await.unwrap();
-        assert!(matches!(kv.write(del(11)).await, Err(KvError::ConditionFailed { .. })));
+        assert!(matches!(
+            kv.write(del(11)).await,
+            Err(KvError::ConditionFailed { .. })
+        ));
     }
 
     pub async fn update_sets_attributes_only_on_existing_items(kv: Arc<dyn Kv>) {
@@ -63,32 +91,63 @@ pub mod kv {
         let upd = WriteOp::Update {
             pk: pk.clone(),
             sk: "a".into(),
-            set: [("n".to_owned(), Attr::N(5)), ("x".to_owned(), Attr::S("new".into()))].into(),
+            set: [
+                ("n".to_owned(), Attr::N(5)),
+                ("x".to_owned(), Attr::S("new".into())),
+            ]
+            .into(),
             cond: Cond::Always,
         };
-        assert!(matches!(kv.write(upd.clone()).await, Err(KvError::ConditionFailed { .. })));
+        assert!(matches!(
+            kv.write(upd.clone()).await,
+            Err(KvError::ConditionFailed { .. })
+        ));
         kv.write(WriteOp::put(item(&pk, "a", 1))).await.unwrap();
         kv.write(upd).await.unwrap();
         let got = kv.get(&pk, "a").await.unwrap().unwrap();
-        assert_eq!((got.n("n"), got.s("x"), got.s("s")), (Some(5), Some("new"), Some("v1")));
+        assert_eq!(
+            (got.n("n"), got.s("x"), got.s("s")),
+            (Some(5), Some("new"), Some("v1"))
+        );
     }
 
     pub async fn transaction_is_all_or_nothing(kv: Arc<dyn Kv>) {
         let pk = unique("T");
-        kv.write(WriteOp::put(item(&pk, "exists", 1))).await.unwrap();
+        kv.write(WriteOp::put(item(&pk, "exists", 1)))
+            .await
+            .unwrap();
         let ops = vec![
             WriteOp::put(item(&pk, "new1", 1)),
-            WriteOp::Delete { pk: pk.clone(), sk: "exists".into(), cond: Cond::Always },
-            WriteOp::Check { pk: pk.clone(), sk: "nothing".into(), cond: Cond::Exists },
+            WriteOp::Delete {
+                pk: pk.clone(),
+                sk: "exists".into(),
+                cond: Cond::Always,
+            },
+            WriteOp::Check {
+                pk: pk.clone(),
+                sk: "nothing".into(),
+                cond: Cond::Exists,
+            },
         ];
-        assert_eq!(kv.transact(ops).await, Err(KvError::ConditionFailed { index: 2 }));
+        assert_eq!(
+            kv.transact(ops).await,
+            Err(KvError::ConditionFailed { index: 2 })
+        );
         assert_eq!(kv.get(&pk, "new1").await.unwrap(), None);
         assert!(kv.get(&pk, "exists").await.unwrap().is_some());
 
         let ops = vec![
             WriteOp::put(item(&pk, "new1", 1)),
-            WriteOp::Delete { pk: pk.clone(), sk: "exists".into(), cond: Cond::Exists },
-            WriteOp::Check { pk: pk.clone(), sk: "nothing".into(), cond: Cond::NotExists },
+            WriteOp::Delete {
+                pk: pk.clone(),
+                sk: "exists".into(),
+                cond: Cond::Exists,
+            },
+            WriteOp::Check {
+                pk: pk.clone(),
+                sk: "nothing".into(),
+                cond: Cond::NotExists,
+            },
         ];
         kv.transact(ops).await.unwrap();
         assert!(kv.get(&pk, "new1").await.unwrap().is_some());
@@ -97,11 +156,18 @@ pub mod kv {
 
     pub async fn transaction_limits_match_dynamodb(kv: Arc<dyn Kv>) {
         let pk = unique("T");
-        let many: Vec<_> = (0..101).map(|i| WriteOp::put(item(&pk, &format!("k{i:03}"), i))).collect();
+        let many: Vec<_> = (0..101)
+            .map(|i| WriteOp::put(item(&pk, &format!("k{i:03}"), i)))
+            .collect();
         assert_eq!(kv.transact(many).await, Err(KvError::InvalidTransaction));
-        let hundred: Vec<_> = (0..100).map(|i| WriteOp::put(item(&pk, &format!("k{i:03}"), i))).collect();
+        let hundred: Vec<_> = (0..100)
+            .map(|i| WriteOp::put(item(&pk, &format!("k{i:03}"), i)))
+            .collect();
         kv.transact(hundred).await.unwrap();
-        let twice = vec![WriteOp::put(item(&pk, "a", 1)), WriteOp::delete(pk.clone(), "a")];
+        let twice = vec![
+            WriteOp::put(item(&pk, "a", 1)),
+            WriteOp::delete(pk.clone(), "a"),
+        ];
         assert_eq!(kv.transact(twice).await, Err(KvError::InvalidTransaction));
     }
 
@@ -109,11 +175,17 @@ pub mod kv {
         let pk = unique("T");
         let other = unique("T");
         for i in (0..25).rev() {
-            kv.write(WriteOp::put(item(&pk, &format!("TAG#{i:02}"), i))).await.unwrap();
+            kv.write(WriteOp::put(item(&pk, &format!("TAG#{i:02}"), i)))
+                .await
+                .unwrap();
         }
-        kv.write(WriteOp::put(item(&pk, "MANIFEST#x", 0))).await.unwrap();
+        kv.write(WriteOp::put(item(&pk, "MANIFEST#x", 0)))
+            .await
+            .unwrap();
         kv.write(WriteOp::put(item(&pk, "ZZZ", 0))).await.unwrap();
-        kv.write(WriteOp::put(item(&other, "TAG#00", 0))).await.unwrap();
+        kv.write(WriteOp::put(item(&other, "TAG#00", 0)))
+            .await
+            .unwrap();
         let mut q = Query::prefix(pk.clone(), "TAG#", 10);
         let mut seen = Vec::new();
         loop {
@@ -126,20 +198,46 @@ pub mod kv {
             }
         }
         assert_eq!(seen, (0..25).collect::<Vec<_>>());
-        let between = Query { pk: pk.clone(), range: SkRange::Between("TAG#05".into(), "TAG#07".into()), limit: 100, after: None };
-        let got: Vec<_> = kv.query(&between).await.unwrap().items.into_iter().map(|i| i.sk).collect();
+        let between = Query {
+            pk: pk.clone(),
+            range: SkRange::Between("TAG#05".into(), "TAG#07".into()),
+            limit: 100,
+            after: None,
+        };
+        let got: Vec<_> = kv
+            .query(&between)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|i| i.sk)
+            .collect();
         assert_eq!(got, ["TAG#05", "TAG#06", "TAG#07"]);
-        let empty = kv.query(&Query::prefix(pk.clone(), "NOPE#", 5)).await.unwrap();
+        let empty = kv
+            .query(&Query::prefix(pk.clone(), "NOPE#", 5))
+            .await
+            .unwrap();
         assert_eq!(empty, Default::default());
     }
 
     pub async fn batch_get_answers_in_key_order(kv: Arc<dyn Kv>) {
         let pk = unique("T");
         for i in 0..3 {
-            kv.write(WriteOp::put(item(&pk, &format!("k{i}"), i))).await.unwrap();
+            kv.write(WriteOp::put(item(&pk, &format!("k{i}"), i)))
+                .await
+                .unwrap();
         }
-        let keys: Vec<_> = ["k2", "zz", "k0", "k1"].iter().map(|s| (pk.clone(), (*s).to_owned())).collect();
-        let got: Vec<_> = kv.batch_get(&keys).await.unwrap().into_iter().map(|o| o.and_then(|i| i.n("n"))).collect();
+        let keys: Vec<_> = ["k2", "zz", "k0", "k1"]
+            .iter()
+            .map(|s| (pk.clone(), (*s).to_owned()))
+            .collect();
+        let got: Vec<_> = kv
+            .batch_get(&keys)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.and_then(|i| i.n("n")))
+            .collect();
         assert_eq!(got, [Some(2), None, Some(0), Some(1)]);
         assert!(kv.batch_get(&[]).await.unwrap().is_empty());
     }
@@ -152,10 +250,26 @@ pub mod kv {
         kv.write(WriteOp::put(future)).await.unwrap();
         assert_eq!(kv.get(&pk, "old").await.unwrap(), None);
         assert!(kv.get(&pk, "new").await.unwrap().is_some());
-        let page = kv.query(&Query { pk: pk.clone(), range: SkRange::All, limit: 10, after: None }).await.unwrap();
-        assert_eq!(page.items.iter().map(|i| i.sk.as_str()).collect::<Vec<_>>(), ["new"]);
+        let page = kv
+            .query(&Query {
+                pk: pk.clone(),
+                range: SkRange::All,
+                limit: 10,
+                after: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            page.items.iter().map(|i| i.sk.as_str()).collect::<Vec<_>>(),
+            ["new"]
+        );
         // An expired item does not block a create.
-        kv.write(WriteOp::Put { item: item(&pk, "old", 3), cond: Cond::NotExists }).await.unwrap();
+        kv.write(WriteOp::Put {
+            item: item(&pk, "old", 3),
+            cond: Cond::NotExists,
+        })
+        .await
+        .unwrap();
     }
 
     pub async fn concurrent_creates_have_one_winner(kv: Arc<dyn Kv>) {
@@ -164,7 +278,13 @@ pub mod kv {
             .map(|i| {
                 let kv = kv.clone();
                 let pk = pk.clone();
-                tokio::spawn(async move { kv.write(WriteOp::Put { item: item(&pk, "one", i), cond: Cond::NotExists }).await })
+                tokio::spawn(async move {
+                    kv.write(WriteOp::Put {
+                        item: item(&pk, "one", i),
+                        cond: Cond::NotExists,
+                    })
+                    .await
+                })
             })
             .collect();
         let mut wins = 0;
@@ -179,8 +299,15 @@ pub mod kv {
     pub async fn large_binary_attributes_survive(kv: Arc<dyn Kv>) {
         let pk = unique("T");
         let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        kv.write(WriteOp::put(Item::new(&pk, "big").with("b", Attr::B(big.clone())))).await.unwrap();
-        assert_eq!(kv.get(&pk, "big").await.unwrap().unwrap().b("b"), Some(big.as_slice()));
+        kv.write(WriteOp::put(
+            Item::new(&pk, "big").with("b", Attr::B(big.clone())),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            kv.get(&pk, "big").await.unwrap().unwrap().b("b"),
+            Some(big.as_slice())
+        );
     }
 }
 
@@ -198,16 +325,25 @@ pub mod blob {
     }
 
     fn pattern(len: usize, seed: u8) -> Bytes {
-        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<u8>>().into()
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect::<Vec<u8>>()
+            .into()
     }
 
     pub async fn put_get_head_delete(store: Arc<dyn BlobStore>) {
         let k = key("a");
         assert_eq!(store.head(&k).await.unwrap(), None);
-        assert!(matches!(store.get(&k, None).await, Err(BlobError::NotFound)));
+        assert!(matches!(
+            store.get(&k, None).await,
+            Err(BlobError::NotFound)
+        ));
         store.put(&k, pattern(1000, 1)).await.unwrap();
         assert_eq!(store.head(&k).await.unwrap(), Some(1000));
-        assert_eq!(read_all(store.as_ref(), &k).await.unwrap(), pattern(1000, 1));
+        assert_eq!(
+            read_all(store.as_ref(), &k).await.unwrap(),
+            pattern(1000, 1)
+        );
         store.delete(&k).await.unwrap();
         store.delete(&k).await.unwrap();
         assert_eq!(store.head(&k).await.unwrap(), None);
@@ -224,8 +360,14 @@ pub mod blob {
             got.extend_from_slice(&c.unwrap());
         }
         assert_eq!(got, data[100..200]);
-        assert!(matches!(store.get(&k, Some((4000, 5000))).await, Err(BlobError::InvalidRange)));
-        assert!(matches!(store.get(&k, Some((10, 5))).await, Err(BlobError::InvalidRange)));
+        assert!(matches!(
+            store.get(&k, Some((4000, 5000))).await,
+            Err(BlobError::InvalidRange)
+        ));
+        assert!(matches!(
+            store.get(&k, Some((10, 5))).await,
+            Err(BlobError::InvalidRange)
+        ));
     }
 
     pub async fn multipart_joins_parts_in_order(store: Arc<dyn BlobStore>) {
@@ -240,9 +382,16 @@ pub mod blob {
             done.push(CompletedPart { number, etag });
         }
         // A retried part replaces the first attempt.
-        let etag = store.upload_part(&k, &id, 3, parts[2].clone()).await.unwrap();
+        let etag = store
+            .upload_part(&k, &id, 3, parts[2].clone())
+            .await
+            .unwrap();
         done[2].etag = etag;
-        assert_eq!(store.head(&k).await.unwrap(), None, "nothing visible before completion");
+        assert_eq!(
+            store.head(&k).await.unwrap(),
+            None,
+            "nothing visible before completion"
+        );
         store.complete_multipart(&k, &id, &done).await.unwrap();
         let want: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
         assert_eq!(read_all(store.as_ref(), &k).await.unwrap(), want);
@@ -260,18 +409,35 @@ pub mod blob {
     pub async fn list_by_prefix(store: Arc<dyn BlobStore>) {
         let base = key("ls");
         for n in ["c", "a", "b/x"] {
-            store.put(&format!("{base}/{n}"), Bytes::from_static(b"x")).await.unwrap();
+            store
+                .put(&format!("{base}/{n}"), Bytes::from_static(b"x"))
+                .await
+                .unwrap();
         }
         let all = store.list(&format!("{base}/"), None, 10).await.unwrap();
-        assert_eq!(all, [format!("{base}/a"), format!("{base}/b/x"), format!("{base}/c")]);
-        let after = store.list(&format!("{base}/"), Some(&format!("{base}/a")), 1).await.unwrap();
+        assert_eq!(
+            all,
+            [
+                format!("{base}/a"),
+                format!("{base}/b/x"),
+                format!("{base}/c")
+            ]
+        );
+        let after = store
+            .list(&format!("{base}/"), Some(&format!("{base}/a")), 1)
+            .await
+            .unwrap();
         assert_eq!(after, [format!("{base}/b/x")]);
     }
 
     pub async fn presigned_urls_are_short_lived_or_absent(store: Arc<dyn BlobStore>) {
         let k = key("p");
         store.put(&k, Bytes::from_static(b"x")).await.unwrap();
-        if let Some(url) = store.presign_get(&k, Duration::from_secs(300)).await.unwrap() {
+        if let Some(url) = store
+            .presign_get(&k, Duration::from_secs(300))
+            .await
+            .unwrap()
+        {
             assert!(url.contains("X-Amz-Expires=300"), "{url}");
         }
     }
@@ -285,7 +451,9 @@ pub mod queue {
     use crate::store::queue::{Job, Queue};
 
     pub async fn sent_jobs_are_received_once_until_acked(q: Arc<dyn Queue>) {
-        let sent: Vec<Job> = (0..5).map(|i| Job::new("test.job", serde_json::json!({ "i": i }))).collect();
+        let sent: Vec<Job> = (0..5)
+            .map(|i| Job::new("test.job", serde_json::json!({ "i": i })))
+            .collect();
         for j in &sent {
             q.send(j).await.unwrap();
         }
@@ -373,7 +541,11 @@ mod embedded {
     }
 
     fn queue() -> Arc<dyn Queue> {
-        Arc::new(LocalQueue::new(kv(), "test", std::time::Duration::from_secs(30)))
+        Arc::new(LocalQueue::new(
+            kv(),
+            "test",
+            std::time::Duration::from_secs(30),
+        ))
     }
 
     mod redb_kv {

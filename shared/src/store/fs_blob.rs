@@ -27,9 +27,15 @@ pub struct FsBlobStore {
 fn valid_key(key: &str) -> Result<(), BlobError> {
     let ok = !key.is_empty()
         && !key.starts_with('/')
-        && key.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && key
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
         && key.bytes().all(|b| b.is_ascii_graphic());
-    if ok { Ok(()) } else { Err(BlobError::Backend(format!("invalid object key {key:?}"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(BlobError::Backend(format!("invalid object key {key:?}")))
+    }
 }
 
 impl FsBlobStore {
@@ -37,7 +43,9 @@ impl FsBlobStore {
         for d in ["objects", "multipart", "tmp"] {
             tokio::fs::create_dir_all(root.join(d)).await?;
         }
-        Ok(Self { root: root.to_owned() })
+        Ok(Self {
+            root: root.to_owned(),
+        })
     }
 
     fn object(&self, key: &str) -> Result<PathBuf, BlobError> {
@@ -46,14 +54,20 @@ impl FsBlobStore {
     }
 
     fn upload_dir(&self, upload_id: &str) -> Result<PathBuf, BlobError> {
-        if upload_id.is_empty() || !upload_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if upload_id.is_empty()
+            || !upload_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err(BlobError::NoSuchUpload);
         }
         Ok(self.root.join("multipart").join(upload_id))
     }
 
     fn tmp_path(&self) -> PathBuf {
-        self.root.join("tmp").join(uuid::Uuid::new_v4().simple().to_string())
+        self.root
+            .join("tmp")
+            .join(uuid::Uuid::new_v4().simple().to_string())
     }
 
     async fn place(&self, tmp: &Path, key: &str) -> Result<(), BlobError> {
@@ -69,11 +83,16 @@ impl FsBlobStore {
     async fn part_ends(dir: &Path) -> Result<Vec<u64>, BlobError> {
         let text = match tokio::fs::read_to_string(dir.join("parts")).await {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::NoSuchUpload),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::NoSuchUpload);
+            }
             Err(e) => return Err(e.into()),
         };
         text.lines()
-            .map(|l| l.parse::<u64>().map_err(|e| BlobError::Backend(e.to_string())))
+            .map(|l| {
+                l.parse::<u64>()
+                    .map_err(|e| BlobError::Backend(e.to_string()))
+            })
             .collect()
     }
 }
@@ -100,7 +119,10 @@ impl BlobStore for FsBlobStore {
         };
         f.seek(SeekFrom::Start(start)).await?;
         let body = ReaderStream::with_capacity(f.take(len), 256 * 1024);
-        Ok(ObjectBody { total_size, body: Box::pin(body) })
+        Ok(ObjectBody {
+            total_size,
+            body: Box::pin(body),
+        })
     }
 
     async fn head(&self, key: &str) -> Result<Option<u64>, BlobError> {
@@ -118,7 +140,12 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>, BlobError> {
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, BlobError> {
         // Walk the tree under objects/; fine for the embedded store's sizes
         // (operators' tools and GC, never a request path).
         let base = self.root.join("objects");
@@ -158,16 +185,27 @@ impl BlobStore for FsBlobStore {
         Ok(id)
     }
 
-    async fn upload_part(&self, key: &str, upload_id: &str, number: u32, data: Bytes) -> Result<String, BlobError> {
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        data: Bytes,
+    ) -> Result<String, BlobError> {
         let dir = self.upload_dir(upload_id)?;
         let mut ends = Self::part_ends(&dir).await?;
         let n = number as usize;
         if n == 0 || n > ends.len() + 1 {
-            return Err(BlobError::Backend(format!("part {number} of {key} is out of order")));
+            return Err(BlobError::Backend(format!(
+                "part {number} of {key} is out of order"
+            )));
         }
         ends.truncate(n - 1);
         let start = ends.last().copied().unwrap_or(0);
-        let mut f = tokio::fs::OpenOptions::new().write(true).open(dir.join("data")).await?;
+        let mut f = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("data"))
+            .await?;
         f.set_len(start).await?;
         f.seek(SeekFrom::Start(start)).await?;
         f.write_all(&data).await?;
@@ -178,12 +216,22 @@ impl BlobStore for FsBlobStore {
         Ok(format!("{number}-{}", data.len()))
     }
 
-    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[CompletedPart]) -> Result<(), BlobError> {
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), BlobError> {
         let dir = self.upload_dir(upload_id)?;
         let ends = Self::part_ends(&dir).await?;
-        let in_order = parts.iter().enumerate().all(|(i, p)| p.number as usize == i + 1);
+        let in_order = parts
+            .iter()
+            .enumerate()
+            .all(|(i, p)| p.number as usize == i + 1);
         if parts.is_empty() || !in_order || parts.len() != ends.len() {
-            return Err(BlobError::Backend(format!("parts of {key} do not match the upload")));
+            return Err(BlobError::Backend(format!(
+                "parts of {key} do not match the upload"
+            )));
         }
         let data = dir.join("data");
         tokio::fs::File::open(&data).await?.sync_all().await?;

@@ -34,7 +34,11 @@ pub struct Item {
 
 impl Item {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Self { pk: pk.into(), sk: sk.into(), attrs: BTreeMap::new() }
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+            attrs: BTreeMap::new(),
+        }
     }
 
     #[must_use]
@@ -106,23 +110,37 @@ pub enum WriteOp {
     /// Only checks the condition (inside a transaction).
     Check { pk: String, sk: String, cond: Cond },
     /// Sets attributes on an existing item; fails if the item is absent.
-    Update { pk: String, sk: String, set: BTreeMap<String, Attr>, cond: Cond },
+    Update {
+        pk: String,
+        sk: String,
+        set: BTreeMap<String, Attr>,
+        cond: Cond,
+    },
 }
 
 impl WriteOp {
     pub fn key(&self) -> (&str, &str) {
         match self {
             WriteOp::Put { item, .. } => (&item.pk, &item.sk),
-            WriteOp::Delete { pk, sk, .. } | WriteOp::Check { pk, sk, .. } | WriteOp::Update { pk, sk, .. } => (pk, sk),
+            WriteOp::Delete { pk, sk, .. }
+            | WriteOp::Check { pk, sk, .. }
+            | WriteOp::Update { pk, sk, .. } => (pk, sk),
         }
     }
 
     pub fn put(item: Item) -> Self {
-        WriteOp::Put { item, cond: Cond::Always }
+        WriteOp::Put {
+            item,
+            cond: Cond::Always,
+        }
     }
 
     pub fn delete(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        WriteOp::Delete { pk: pk.into(), sk: sk.into(), cond: Cond::Always }
+        WriteOp::Delete {
+            pk: pk.into(),
+            sk: sk.into(),
+            cond: Cond::Always,
+        }
     }
 
     /// Applies the write to `current`, returning the new item (None = absent)
@@ -130,7 +148,9 @@ impl WriteOp {
     /// every adapter evaluates writes the same way.
     pub fn apply(&self, current: Option<&Item>) -> Result<Option<Item>, ()> {
         let ok = match self {
-            WriteOp::Put { cond, .. } | WriteOp::Delete { cond, .. } | WriteOp::Check { cond, .. } => cond.holds(current),
+            WriteOp::Put { cond, .. }
+            | WriteOp::Delete { cond, .. }
+            | WriteOp::Check { cond, .. } => cond.holds(current),
             WriteOp::Update { cond, .. } => current.is_some() && cond.holds(current),
         };
         if !ok {
@@ -142,7 +162,8 @@ impl WriteOp {
             WriteOp::Check { .. } => current.cloned(),
             WriteOp::Update { set, .. } => current.map(|c| {
                 let mut n = c.clone();
-                n.attrs.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+                n.attrs
+                    .extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
                 n
             }),
         })
@@ -181,7 +202,12 @@ pub struct Query {
 
 impl Query {
     pub fn prefix(pk: impl Into<String>, prefix: impl Into<String>, limit: usize) -> Self {
-        Self { pk: pk.into(), range: SkRange::Prefix(prefix.into()), limit, after: None }
+        Self {
+            pk: pk.into(),
+            range: SkRange::Prefix(prefix.into()),
+            limit,
+            after: None,
+        }
     }
 }
 
@@ -198,7 +224,9 @@ pub enum KvError {
     /// A condition failed; `index` is the failing operation in a transaction.
     #[error("condition failed (operation {index})")]
     ConditionFailed { index: usize },
-    #[error("a transaction holds at most {MAX_TRANSACTION_OPS} operations and touches each item once")]
+    #[error(
+        "a transaction holds at most {MAX_TRANSACTION_OPS} operations and touches each item once"
+    )]
     InvalidTransaction,
     #[error("metadata store: {0}")]
     Backend(String),

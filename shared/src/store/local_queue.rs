@@ -31,7 +31,11 @@ fn backend(e: impl std::fmt::Display) -> QueueError {
 
 impl LocalQueue {
     pub fn new(kv: Arc<dyn Kv>, name: &str, visibility: Duration) -> Self {
-        Self { kv, name: name.to_owned(), visibility }
+        Self {
+            kv,
+            name: name.to_owned(),
+            visibility,
+        }
     }
 
     fn pk(&self) -> String {
@@ -69,15 +73,25 @@ impl Queue for LocalQueue {
                 Ok(j) => j,
                 Err(e) => {
                     tracing::warn!(error = %e, "dropping an unreadable queue message");
-                    self.kv.write(WriteOp::delete(item.pk.clone(), item.sk.clone())).await.map_err(backend)?;
+                    self.kv
+                        .write(WriteOp::delete(item.pk.clone(), item.sk.clone()))
+                        .await
+                        .map_err(backend)?;
                     continue;
                 }
             };
             let id = item.sk.rsplit('#').next().unwrap_or_default().to_owned();
             let receipt = Self::sk(hidden_until, &id);
-            let moved = Item { sk: receipt.clone(), ..item.clone() };
+            let moved = Item {
+                sk: receipt.clone(),
+                ..item.clone()
+            };
             let take = vec![
-                WriteOp::Delete { pk: item.pk.clone(), sk: item.sk.clone(), cond: Cond::Exists },
+                WriteOp::Delete {
+                    pk: item.pk.clone(),
+                    sk: item.sk.clone(),
+                    cond: Cond::Exists,
+                },
                 WriteOp::put(moved),
             ];
             match self.kv.transact(take).await {
@@ -91,6 +105,9 @@ impl Queue for LocalQueue {
     }
 
     async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
-        self.kv.write(WriteOp::delete(self.pk(), receipt)).await.map_err(backend)
+        self.kv
+            .write(WriteOp::delete(self.pk(), receipt))
+            .await
+            .map_err(backend)
     }
 }

@@ -19,6 +19,9 @@ pub mod redb_kv;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 
+#[cfg(any(feature = "aws-dynamodb", feature = "aws-s3", feature = "aws-sqs"))]
+pub mod aws;
+
 pub use blob::{BlobError, BlobStore, ByteStream, CompletedPart, ObjectBody};
 pub use kv::{Attr, Cond, Item, Kv, KvError, Page, Query, SkRange, WriteOp};
 pub use queue::{Job, Queue, QueueError, Received};
@@ -45,8 +48,11 @@ pub fn now_millis() -> i64 {
 pub async fn open_local(
     data_dir: &std::path::Path,
 ) -> Result<(std::sync::Arc<dyn Kv>, std::sync::Arc<dyn BlobStore>), String> {
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     let kv = redb_kv::RedbKv::open(&data_dir.join("meta.redb")).map_err(|e| e.to_string())?;
-    let blobs = fs_blob::FsBlobStore::open(&data_dir.join("blobs")).await.map_err(|e| e.to_string())?;
+    let blobs = fs_blob::FsBlobStore::open(&data_dir.join("blobs"))
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((std::sync::Arc::new(kv), std::sync::Arc::new(blobs)))
 }

@@ -21,7 +21,12 @@ pub struct Job {
 
 impl Job {
     pub fn new(kind: &str, payload: serde_json::Value) -> Self {
-        Self { v: 1, id: uuid::Uuid::new_v4().to_string(), kind: kind.to_owned(), payload }
+        Self {
+            v: 1,
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: kind.to_owned(),
+            payload,
+        }
     }
 }
 

@@ -29,7 +29,11 @@ fn backend(e: impl std::fmt::Display) -> KvError {
 
 fn decode(pk: &str, sk: &str, bytes: &[u8]) -> Result<Item, KvError> {
     let attrs: BTreeMap<String, Attr> = postcard::from_bytes(bytes).map_err(backend)?;
-    Ok(Item { pk: pk.to_owned(), sk: sk.to_owned(), attrs })
+    Ok(Item {
+        pk: pk.to_owned(),
+        sk: sk.to_owned(),
+        attrs,
+    })
 }
 
 impl RedbKv {
@@ -42,7 +46,12 @@ impl RedbKv {
         Ok(Self { db: Arc::new(db) })
     }
 
-    fn read_one(table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>, pk: &str, sk: &str, now: i64) -> Result<Option<Item>, KvError> {
+    fn read_one(
+        table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+        pk: &str,
+        sk: &str,
+        now: i64,
+    ) -> Result<Option<Item>, KvError> {
         match table.get((pk, sk)).map_err(backend)? {
             Some(v) => {
                 let item = decode(pk, sk, v.value())?;
@@ -65,7 +74,9 @@ impl Kv for RedbKv {
         let r = self.db.begin_read().map_err(backend)?;
         let t = r.open_table(ITEMS).map_err(backend)?;
         let now = now_secs();
-        keys.iter().map(|(pk, sk)| Self::read_one(&t, pk, sk, now)).collect()
+        keys.iter()
+            .map(|(pk, sk)| Self::read_one(&t, pk, sk, now))
+            .collect()
     }
 
     async fn query(&self, q: &Query) -> Result<Page, KvError> {
@@ -120,7 +131,9 @@ impl Kv for RedbKv {
                 for (index, op) in ops.iter().enumerate() {
                     let (pk, sk) = op.key();
                     let current = Self::read_one(&t, pk, sk, now)?;
-                    let next = op.apply(current.as_ref()).map_err(|()| KvError::ConditionFailed { index })?;
+                    let next = op
+                        .apply(current.as_ref())
+                        .map_err(|()| KvError::ConditionFailed { index })?;
                     if !matches!(op, WriteOp::Check { .. }) {
                         results.push((pk, sk, next));
                     }

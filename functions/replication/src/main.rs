@@ -1,0 +1,2 @@
+//! Placeholder until the function is written.
+fn main() {}
