@@ -13,6 +13,9 @@
 //!   place errors become OCI error bodies.
 //! - [`auth`]: signed upload-session tokens (and, later, users, tokens, RBAC).
 //! - [`config`]: typed configuration from flags and the environment.
+//! - `lambda` (feature `lambda`): the per-route Lambda functions' routers,
+//!   the API Gateway / Lambda limits harness, SQS worker helpers, and the
+//!   local "API Gateway" stack.
 //!
 //! Layering: routes call services; services never call routes; only
 //! adapters talk to storage.
@@ -20,6 +23,8 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod oci;
 pub mod registry;
 pub mod store;

@@ -32,7 +32,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use axum::http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header,
+};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::FutureExt;
@@ -47,8 +49,13 @@ use super::routes::Selected;
 
 /// Headers API Gateway does not forward: hop-by-hop headers, and `cookie`,
 /// which travels in the event's `cookies` array.
-const NOT_FORWARDED: [HeaderName; 5] =
-    [header::CONNECTION, header::TRANSFER_ENCODING, header::UPGRADE, header::EXPECT, header::COOKIE];
+const NOT_FORWARDED: [HeaderName; 5] = [
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::EXPECT,
+    header::COOKIE,
+];
 
 /// How the emulated API Gateway presents itself to the functions.
 #[derive(Debug, Clone)]
@@ -84,10 +91,14 @@ impl Default for GatewayConfig {
 pub enum InvokeError {
     /// The event is over Lambda's synchronous payload limit; the function
     /// never ran.
-    #[error("request payload of {size} bytes is over the {LAMBDA_MAX_REQUEST}-byte invocation limit")]
+    #[error(
+        "request payload of {size} bytes is over the {LAMBDA_MAX_REQUEST}-byte invocation limit"
+    )]
     RequestTooLarge { size: usize },
     /// The function's response is over Lambda's response payload limit.
-    #[error("response payload size exceeded maximum allowed payload size ({LAMBDA_MAX_RESPONSE} bytes): {size} bytes")]
+    #[error(
+        "response payload size exceeded maximum allowed payload size ({LAMBDA_MAX_RESPONSE} bytes): {size} bytes"
+    )]
     ResponseTooLarge { size: usize },
     /// The runtime reported an error: the event did not deserialize, the
     /// handler panicked, or the response did not serialize.
@@ -105,7 +116,10 @@ pub struct LambdaFunction {
 
 impl LambdaFunction {
     pub fn new(name: impl Into<String>, router: Router) -> Self {
-        Self { name: name.into(), router }
+        Self {
+            name: name.into(),
+            router,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -116,25 +130,43 @@ impl LambdaFunction {
     /// response payload, enforcing Lambda's payload limits on both.
     pub async fn invoke(&self, payload: &[u8], request_id: &str) -> Result<Vec<u8>, InvokeError> {
         if payload.len() > LAMBDA_MAX_REQUEST {
-            return Err(InvokeError::RequestTooLarge { size: payload.len() });
+            return Err(InvokeError::RequestTooLarge {
+                size: payload.len(),
+            });
         }
         // What the runtime does with the bytes it fetched from the Runtime API.
-        let event: LambdaRequest =
-            serde_json::from_slice(payload).map_err(|e| InvokeError::Function(format!("event did not deserialize: {e}")))?;
+        let event: LambdaRequest = serde_json::from_slice(payload)
+            .map_err(|e| InvokeError::Function(format!("event did not deserialize: {e}")))?;
         let mut context = Context::default();
         context.request_id = request_id.to_owned();
         context.deadline = deadline_millis(Duration::from_secs(29));
-        context.invoked_function_arn = format!("arn:aws:lambda:us-east-1:000000000000:function:{}", self.name);
+        context.invoked_function_arn = format!(
+            "arn:aws:lambda:us-east-1:000000000000:function:{}",
+            self.name
+        );
         // `lambda_http::run(router)` is `lambda_runtime::run(Adapter::from(router))`.
-        let mut adapter = lambda_http::Adapter::from(self.router.clone());
-        let call = std::panic::catch_unwind(AssertUnwindSafe(|| adapter.call(LambdaEvent::new(event, context))))
-            .map_err(|p| InvokeError::Function(format!("handler panicked: {}", panic_message(&*p))))?;
+        // (The adapter itself is not `Send`; only its future is kept.)
+        let call = {
+            let mut adapter = lambda_http::Adapter::from(self.router.clone());
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                adapter.call(LambdaEvent::new(event, context))
+            }))
+            .map_err(|p| {
+                InvokeError::Function(format!("handler panicked: {}", panic_message(&*p)))
+            })?
+        };
         let response = match AssertUnwindSafe(call).catch_unwind().await {
             Ok(Ok(response)) => response,
             Ok(Err(never)) => match never {},
-            Err(p) => return Err(InvokeError::Function(format!("handler panicked: {}", panic_message(&*p)))),
+            Err(p) => {
+                return Err(InvokeError::Function(format!(
+                    "handler panicked: {}",
+                    panic_message(&*p)
+                )));
+            }
         };
-        let out = serde_json::to_vec(&response).map_err(|e| InvokeError::Function(format!("response did not serialize: {e}")))?;
+        let out = serde_json::to_vec(&response)
+            .map_err(|e| InvokeError::Function(format!("response did not serialize: {e}")))?;
         if out.len() > LAMBDA_MAX_RESPONSE {
             return Err(InvokeError::ResponseTooLarge { size: out.len() });
         }
@@ -143,11 +175,16 @@ impl LambdaFunction {
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default()
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 fn now() -> Duration {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 fn deadline_millis(budget: Duration) -> u64 {
@@ -172,30 +209,62 @@ impl Gateway {
     /// Buffers the request body as API Gateway does (refusing more than
     /// 10 MiB, before reading when `Content-Length` says so), then
     /// [`forward`](Self::forward)s it.
-    pub async fn handle(&self, function: &LambdaFunction, route: &Selected, req: Request<Body>) -> Response<Body> {
+    pub async fn handle(
+        &self,
+        function: &LambdaFunction,
+        route: &Selected,
+        req: Request<Body>,
+    ) -> Response<Body> {
         let request_id = new_request_id();
-        let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > API_GATEWAY_MAX_BODY as u64) {
             return body_too_large(&request_id);
         }
         let (parts, body) = req.into_parts();
-        let bytes = match http_body_util::Limited::new(body, API_GATEWAY_MAX_BODY).collect().await {
+        let bytes = match http_body_util::Limited::new(body, API_GATEWAY_MAX_BODY)
+            .collect()
+            .await
+        {
             Ok(c) => c.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return body_too_large(&request_id),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return body_too_large(&request_id);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "request body could not be read");
                 return platform_error(StatusCode::BAD_REQUEST, "Bad Request", &request_id);
             }
         };
-        self.forward_with_id(function, route, Request::from_parts(parts, bytes), &request_id).await
+        self.forward_with_id(
+            function,
+            route,
+            Request::from_parts(parts, bytes),
+            &request_id,
+        )
+        .await
     }
 
     /// Sends a buffered request to `function` as the event for `route`.
-    pub async fn forward(&self, function: &LambdaFunction, route: &Selected, req: Request<Bytes>) -> Response<Body> {
-        self.forward_with_id(function, route, req, &new_request_id()).await
+    pub async fn forward(
+        &self,
+        function: &LambdaFunction,
+        route: &Selected,
+        req: Request<Bytes>,
+    ) -> Response<Body> {
+        self.forward_with_id(function, route, req, &new_request_id())
+            .await
     }
 
-    async fn forward_with_id(&self, function: &LambdaFunction, route: &Selected, req: Request<Bytes>, request_id: &str) -> Response<Body> {
+    async fn forward_with_id(
+        &self,
+        function: &LambdaFunction,
+        route: &Selected,
+        req: Request<Bytes>,
+        request_id: &str,
+    ) -> Response<Body> {
         if req.body().len() > API_GATEWAY_MAX_BODY {
             return body_too_large(request_id);
         }
@@ -205,24 +274,42 @@ impl Gateway {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "event did not serialize");
-                return platform_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", request_id);
+                return platform_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error",
+                    request_id,
+                );
             }
         };
         match function.invoke(&payload, request_id).await {
             Ok(out) => integration_response(&out, head, request_id),
             Err(e @ InvokeError::RequestTooLarge { .. }) => {
                 tracing::warn!(function = function.name(), route = %route.route_key, error = %e, "invocation refused");
-                platform_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large", request_id)
+                platform_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request Entity Too Large",
+                    request_id,
+                )
             }
             Err(e) => {
                 tracing::error!(function = function.name(), route = %route.route_key, error = %e, "invocation failed");
-                platform_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", request_id)
+                platform_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error",
+                    request_id,
+                )
             }
         }
     }
 
     /// The payload format 2.0 event API Gateway sends for `req`.
-    pub fn event(&self, route: &Selected, req: &Request<Bytes>, request_id: &str, at: Duration) -> Value {
+    pub fn event(
+        &self,
+        route: &Selected,
+        req: &Request<Bytes>,
+        request_id: &str,
+        at: Duration,
+    ) -> Value {
         let cfg = &self.config;
         let body = req.body();
         let mut headers = Map::new();
@@ -230,16 +317,39 @@ impl Gateway {
             if NOT_FORWARDED.contains(name) {
                 continue;
             }
-            let joined: Vec<&str> = req.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+            let joined: Vec<&str> = req
+                .headers()
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
             headers.insert(name.as_str().to_owned(), joined.join(",").into());
         }
         if !body.is_empty() {
             headers.insert("content-length".to_owned(), body.len().to_string().into());
         }
         headers.insert("x-forwarded-for".to_owned(), cfg.source_ip.clone().into());
-        headers.insert("x-forwarded-port".to_owned(), cfg.forwarded_port.to_string().into());
-        headers.insert("x-forwarded-proto".to_owned(), cfg.forwarded_proto.clone().into());
-        headers.insert("x-amzn-trace-id".to_owned(), format!("Root=1-{:08x}-{}", at.as_secs(), request_id.replace('-', "").chars().take(24).collect::<String>()).into());
+        headers.insert(
+            "x-forwarded-port".to_owned(),
+            cfg.forwarded_port.to_string().into(),
+        );
+        headers.insert(
+            "x-forwarded-proto".to_owned(),
+            cfg.forwarded_proto.clone().into(),
+        );
+        headers.insert(
+            "x-amzn-trace-id".to_owned(),
+            format!(
+                "Root=1-{:08x}-{}",
+                at.as_secs(),
+                request_id
+                    .replace('-', "")
+                    .chars()
+                    .take(24)
+                    .collect::<String>()
+            )
+            .into(),
+        );
 
         let cookies: Vec<Value> = req
             .headers()
@@ -252,11 +362,21 @@ impl Gateway {
             .map(|c| c.to_owned().into())
             .collect();
 
-        let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost").to_owned();
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost")
+            .to_owned();
         let domain_prefix = host.split('.').next().unwrap_or_default().to_owned();
         let raw_path = req.uri().path().to_owned();
         let raw_query = req.uri().query().unwrap_or("").to_owned();
-        let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
 
         let mut event = json!({
             "version": "2.0",
@@ -295,7 +415,10 @@ impl Gateway {
             event["pathParameters"] = json!(route.path_params);
         }
         if !body.is_empty() {
-            let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            let content_type = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
             match std::str::from_utf8(body) {
                 Ok(text) if is_text(content_type) => event["body"] = text.into(),
                 _ => {
@@ -312,11 +435,24 @@ impl Gateway {
 /// than base64.
 fn is_text(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else { return false };
-    let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     essence.starts_with("text/")
-        || ["application/json", "application/javascript", "application/xml", "application/x-www-form-urlencoded", "application/yaml"]
-            .contains(&essence.as_str())
-        || ["+json", "+xml", "+yaml"].iter().any(|s| essence.ends_with(s))
+        || [
+            "application/json",
+            "application/javascript",
+            "application/xml",
+            "application/x-www-form-urlencoded",
+            "application/yaml",
+        ]
+        .contains(&essence.as_str())
+        || ["+json", "+xml", "+yaml"]
+            .iter()
+            .any(|s| essence.ends_with(s))
 }
 
 /// `queryStringParameters`: decoded, duplicates joined with commas.
@@ -324,15 +460,23 @@ fn query_parameters(raw: &str) -> Map<String, Value> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        let dec = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
         out.entry(dec(k)).or_default().push(dec(v));
     }
-    out.into_iter().map(|(k, v)| (k, v.join(",").into())).collect()
+    out.into_iter()
+        .map(|(k, v)| (k, v.join(",").into()))
+        .collect()
 }
 
 /// `12/Mar/2020:19:03:58 +0000`, the format of `requestContext.time`.
 fn clf_time(epoch_secs: u64) -> String {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = (epoch_secs / 86_400) as i64;
     let secs = epoch_secs % 86_400;
     // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
@@ -362,16 +506,24 @@ fn new_request_id() -> String {
 fn platform_error(status: StatusCode, message: &str, request_id: &str) -> Response<Body> {
     let mut resp = Response::new(Body::from(json!({ "message": message }).to_string()));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     add_request_id(resp.headers_mut(), request_id);
     resp
 }
 
 fn body_too_large(request_id: &str) -> Response<Body> {
-    let mut resp = Response::new(Body::from(format!("HTTP content length exceeded {API_GATEWAY_MAX_BODY} bytes.")));
+    let mut resp = Response::new(Body::from(format!(
+        "HTTP content length exceeded {API_GATEWAY_MAX_BODY} bytes."
+    )));
     *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
     // Sic: this is the content type API Gateway sends with this answer.
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text; charset=utf-8"),
+    );
     add_request_id(resp.headers_mut(), request_id);
     resp
 }
@@ -386,22 +538,45 @@ fn add_request_id(headers: &mut HeaderMap, request_id: &str) {
 fn integration_response(payload: &[u8], head: bool, request_id: &str) -> Response<Body> {
     let Ok(value) = serde_json::from_slice::<Value>(payload) else {
         tracing::error!("function response is not JSON");
-        return platform_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", request_id);
+        return platform_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            request_id,
+        );
     };
     // Without a statusCode the whole payload is a 200 JSON body.
     let Some(status) = value.get("statusCode").and_then(Value::as_u64) else {
         let mut resp = Response::new(Body::from(payload.to_vec()));
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         add_request_id(resp.headers_mut(), request_id);
         return resp;
     };
-    let Ok(status) = u16::try_from(status).map_err(|_| ()).and_then(|s| StatusCode::from_u16(s).map_err(|_| ())) else {
-        return platform_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", request_id);
+    let Ok(status) = u16::try_from(status)
+        .map_err(|_| ())
+        .and_then(|s| StatusCode::from_u16(s).map_err(|_| ()))
+    else {
+        return platform_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            request_id,
+        );
     };
-    let body: Vec<u8> = match (value.get("body").and_then(Value::as_str), value.get("isBase64Encoded").and_then(Value::as_bool)) {
+    let body: Vec<u8> = match (
+        value.get("body").and_then(Value::as_str),
+        value.get("isBase64Encoded").and_then(Value::as_bool),
+    ) {
         (Some(b), Some(true)) => match BASE64.decode(b) {
             Ok(bytes) => bytes,
-            Err(_) => return platform_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", request_id),
+            Err(_) => {
+                return platform_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error",
+                    request_id,
+                );
+            }
         },
         (Some(b), _) => b.as_bytes().to_vec(),
         (None, _) => Vec::new(),
@@ -409,13 +584,22 @@ fn integration_response(payload: &[u8], head: bool, request_id: &str) -> Respons
     let mut headers = HeaderMap::new();
     if let Some(map) = value.get("headers").and_then(Value::as_object) {
         for (k, v) in map {
-            let (Ok(name), Some(Ok(v))) = (HeaderName::from_bytes(k.as_bytes()), v.as_str().map(HeaderValue::from_str)) else {
+            let (Ok(name), Some(Ok(v))) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                v.as_str().map(HeaderValue::from_str),
+            ) else {
                 continue;
             };
             headers.append(name, v);
         }
     }
-    for cookie in value.get("cookies").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+    for cookie in value
+        .get("cookies")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         if let Ok(v) = HeaderValue::from_str(cookie) {
             headers.append(header::SET_COOKIE, v);
         }
@@ -426,7 +610,11 @@ fn integration_response(payload: &[u8], head: bool, request_id: &str) -> Respons
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
     add_request_id(&mut headers, request_id);
-    let mut resp = Response::new(if head { Body::empty() } else { Body::from(body) });
+    let mut resp = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(body)
+    });
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
     resp

@@ -64,15 +64,26 @@ pub fn router_for(function: &str, state: &Arc<AppState>) -> Option<Router> {
 }
 
 fn finish(router: Router) -> Router {
-    router.fallback(unknown_path).layer(InvocationLimitLayer::default()).layer(middleware::from_fn(log_request))
+    router
+        .fallback(unknown_path)
+        .layer(InvocationLimitLayer::default())
+        .layer(middleware::from_fn(log_request))
 }
 
 async fn unknown_path() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, OciCode::Unsupported, "no such endpoint")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        OciCode::Unsupported,
+        "no such endpoint",
+    )
 }
 
 async fn token_not_configured() -> ApiError {
-    ApiError::new(StatusCode::NOT_IMPLEMENTED, OciCode::Unsupported, "the token service is not yet configured on this registry")
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        OciCode::Unsupported,
+        "the token service is not yet configured on this registry",
+    )
 }
 
 /// Harbor's error body: `{"errors":[{"code","message"}]}`.
@@ -89,7 +100,10 @@ struct HarborError<'a> {
 
 async fn admin_not_configured() -> Response {
     let body = HarborErrors {
-        errors: [HarborError { code: "NOT_IMPLEMENTED", message: "the administration API (/api/v2.0) is not yet configured on this registry" }],
+        errors: [HarborError {
+            code: "NOT_IMPLEMENTED",
+            message: "the administration API (/api/v2.0) is not yet configured on this registry",
+        }],
     };
     (StatusCode::NOT_IMPLEMENTED, axum::Json(body)).into_response()
 }
@@ -103,7 +117,12 @@ async fn log_request(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let len = resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+    let len = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
     if status >= 500 {
         tracing::warn!(%method, %path, status, ms, len, "request");
     } else {

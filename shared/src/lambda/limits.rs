@@ -71,7 +71,10 @@ impl<S> Layer<S> for InvocationLimitLayer {
     type Service = InvocationLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        InvocationLimit { inner, max: self.max }
+        InvocationLimit {
+            inner,
+            max: self.max,
+        }
     }
 }
 
@@ -84,7 +87,11 @@ pub struct InvocationLimit<S> {
 
 /// The size a request announces for its body.
 fn announced_size<B: http_body::Body>(req: &Request<B>) -> Option<u64> {
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
     declared.or_else(|| http_body::Body::size_hint(req.body()).exact())
 }
 
@@ -116,7 +123,10 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         match announced_size(&req) {
-            Some(size) if size > self.max => Either::Left(ready(Ok(too_large_for_invocation(size, self.max).into_response()))),
+            Some(size) if size > self.max => Either::Left(ready(Ok(too_large_for_invocation(
+                size, self.max,
+            )
+            .into_response()))),
             _ => Either::Right(self.inner.call(req)),
         }
     }
@@ -130,7 +140,9 @@ mod tests {
     fn a_recommended_chunk_fits_base64_encoded_with_its_envelope() {
         assert_eq!(MAX_INVOCATION_BODY, 4_706_304);
         assert!(RECOMMENDED_CHUNK <= MAX_INVOCATION_BODY);
-        assert!(base64_len(MAX_INVOCATION_BODY as usize) + EVENT_ENVELOPE_RESERVE <= LAMBDA_MAX_REQUEST);
+        assert!(
+            base64_len(MAX_INVOCATION_BODY as usize) + EVENT_ENVELOPE_RESERVE <= LAMBDA_MAX_REQUEST
+        );
         assert_eq!(base64_len(0), 0);
         assert_eq!(base64_len(1), 4);
         assert_eq!(base64_len(3), 4);

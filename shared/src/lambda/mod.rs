@@ -56,7 +56,8 @@ impl FunctionConfig {
 /// JSON log lines on stdout, as CloudWatch Logs ingests them. The filter
 /// comes from `BERTH_LOG` (default `info`).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "info".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "info".into());
     // A second initialisation (tests) is harmless: keep the first.
     let _ = tracing_subscriber::fmt()
         .json()

@@ -69,13 +69,15 @@ fn segments(path: &str) -> Vec<Segment> {
     path.strip_prefix('/')
         .unwrap_or(path)
         .split('/')
-        .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            Some(name) => match name.strip_suffix('+') {
-                Some(greedy) => Segment::Greedy(greedy.to_owned()),
-                None => Segment::Param(name.to_owned()),
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => match name.strip_suffix('+') {
+                    Some(greedy) => Segment::Greedy(greedy.to_owned()),
+                    None => Segment::Param(name.to_owned()),
+                },
+                None => Segment::Static(s.to_owned()),
             },
-            None => Segment::Static(s.to_owned()),
-        })
+        )
         .collect()
 }
 
@@ -114,11 +116,16 @@ impl RouteTable {
 
     /// Expands a `routes.json` document.
     pub fn from_json(json: &str) -> Result<Self, RoutesError> {
-        let file: RoutesFile = serde_json::from_str(json).map_err(|e| RoutesError::Json(e.to_string()))?;
+        let file: RoutesFile =
+            serde_json::from_str(json).map_err(|e| RoutesError::Json(e.to_string()))?;
         let mut routes = Vec::new();
         for f in &file.fixed {
             for m in &f.methods {
-                routes.push(Route { method: m.clone(), path: f.path.clone(), function: f.function.clone() });
+                routes.push(Route {
+                    method: m.clone(),
+                    path: f.path.clone(),
+                    function: f.function.clone(),
+                });
             }
         }
         for depth in 1..=file.max_name_depth {
@@ -126,7 +133,11 @@ impl RouteTable {
             for f in &file.families {
                 for m in &f.methods {
                     let path = format!("/v2/{name}{}", f.suffix);
-                    routes.push(Route { method: m.clone(), path, function: f.function.clone() });
+                    routes.push(Route {
+                        method: m.clone(),
+                        path,
+                        function: f.function.clone(),
+                    });
                 }
             }
         }
@@ -137,12 +148,20 @@ impl RouteTable {
                 return Err(RoutesError::Duplicate(r.key()));
             }
             let segs = segments(&r.path);
-            if segs.iter().rev().skip(1).any(|s| matches!(s, Segment::Greedy(_))) {
+            if segs
+                .iter()
+                .rev()
+                .skip(1)
+                .any(|s| matches!(s, Segment::Greedy(_)))
+            {
                 return Err(RoutesError::GreedyNotLast(r.key()));
             }
             table.push((r, segs));
         }
-        Ok(Self { routes: table, default: file.default })
+        Ok(Self {
+            routes: table,
+            default: file.default,
+        })
     }
 
     /// The expanded routes (without `$default`).
@@ -157,7 +176,10 @@ impl RouteTable {
 
     /// Every function some route names.
     pub fn functions(&self) -> std::collections::BTreeSet<&str> {
-        self.routes().map(|r| r.function.as_str()).chain([self.default.as_str()]).collect()
+        self.routes()
+            .map(|r| r.function.as_str())
+            .chain([self.default.as_str()])
+            .collect()
     }
 
     /// API Gateway's route selection: among the routes whose template and
@@ -166,26 +188,54 @@ impl RouteTable {
     /// nothing matching goes to `$default`.
     pub fn select(&self, method: &str, path: &str) -> Selected {
         let request: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
-        let mut best: Option<((usize, usize, bool), &Route, BTreeMap<String, String>)> = None;
+        let mut best: Option<(Specificity, &Route, BTreeMap<String, String>)> = None;
         for (route, segs) in &self.routes {
             let exact_method = route.method == method;
             if !exact_method && route.method != "ANY" {
                 continue;
             }
-            let Some(params) = match_segments(segs, &request) else { continue };
-            let greedy = segs.iter().filter(|s| matches!(s, Segment::Greedy(_))).count();
-            let statics = segs.iter().filter(|s| matches!(s, Segment::Static(_))).count();
-            // Lower is better for the first element; higher for the others.
-            let rank = (usize::MAX - greedy, statics, exact_method);
+            let Some(params) = match_segments(segs, &request) else {
+                continue;
+            };
+            let greedy = segs
+                .iter()
+                .filter(|s| matches!(s, Segment::Greedy(_)))
+                .count();
+            let statics = segs
+                .iter()
+                .filter(|s| matches!(s, Segment::Static(_)))
+                .count();
+            let rank = Specificity {
+                no_greedy: greedy == 0,
+                statics,
+                exact_method,
+            };
             if best.as_ref().is_none_or(|(b, _, _)| rank > *b) {
                 best = Some((rank, route, params));
             }
         }
         match best {
-            Some((_, route, path_params)) => Selected { route_key: route.key(), function: route.function.clone(), path_params },
-            None => Selected { route_key: DEFAULT_ROUTE_KEY.to_owned(), function: self.default.clone(), path_params: BTreeMap::new() },
+            Some((_, route, path_params)) => Selected {
+                route_key: route.key(),
+                function: route.function.clone(),
+                path_params,
+            },
+            None => Selected {
+                route_key: DEFAULT_ROUTE_KEY.to_owned(),
+                function: self.default.clone(),
+                path_params: BTreeMap::new(),
+            },
         }
     }
+}
+
+/// How specific a matching route is; a greater value wins. Field order
+/// is priority order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Specificity {
+    no_greedy: bool,
+    statics: usize,
+    exact_method: bool,
 }
 
 fn match_segments(template: &[Segment], request: &[&str]) -> Option<BTreeMap<String, String>> {
@@ -227,10 +277,19 @@ mod tests {
         let t = table();
         let keys: Vec<String> = t.routes().map(Route::key).collect();
         assert!(keys.contains(&"GET /v2/{n1}/manifests/{reference}".to_owned()));
-        assert!(keys.contains(&"PATCH /v2/{n1}/{n2}/{n3}/{n4}/{n5}/{n6}/blobs/uploads/{upload}".to_owned()));
+        assert!(keys.contains(
+            &"PATCH /v2/{n1}/{n2}/{n3}/{n4}/{n5}/{n6}/blobs/uploads/{upload}".to_owned()
+        ));
         assert!(!keys.iter().any(|k| k.contains("{n7}")));
-        assert!(keys.len() < 300, "an HTTP API holds at most 300 routes, got {}", keys.len());
-        assert_eq!(t.functions(), ["admin", "blob", "manifest", "token"].into_iter().collect());
+        assert!(
+            keys.len() < 300,
+            "an HTTP API holds at most 300 routes, got {}",
+            keys.len()
+        );
+        assert_eq!(
+            t.functions(),
+            ["admin", "blob", "manifest", "token"].into_iter().collect()
+        );
     }
 
     #[test]
@@ -241,12 +300,24 @@ mod tests {
         assert_eq!(s.route_key, "GET /v2/{n1}/{n2}/{n3}/manifests/{reference}");
         assert_eq!(s.path_params["n3"], "app");
         assert_eq!(s.path_params["reference"], "v1");
-        assert_eq!(t.select("PATCH", "/v2/a/blobs/uploads/abc").function, "blob");
-        assert_eq!(t.select("POST", "/v2/a/b/blobs/uploads/").route_key, "POST /v2/{n1}/{n2}/blobs/uploads/");
-        assert_eq!(t.select("POST", "/v2/a/b/blobs/uploads").route_key, "POST /v2/{n1}/{n2}/blobs/uploads");
+        assert_eq!(
+            t.select("PATCH", "/v2/a/blobs/uploads/abc").function,
+            "blob"
+        );
+        assert_eq!(
+            t.select("POST", "/v2/a/b/blobs/uploads/").route_key,
+            "POST /v2/{n1}/{n2}/blobs/uploads/"
+        );
+        assert_eq!(
+            t.select("POST", "/v2/a/b/blobs/uploads").route_key,
+            "POST /v2/{n1}/{n2}/blobs/uploads"
+        );
         assert_eq!(t.select("HEAD", "/v2/a/blobs/sha256:00").function, "blob");
         assert_eq!(t.select("GET", "/v2/").route_key, "GET /v2/");
-        assert_eq!(t.select("GET", "/v2/_catalog").route_key, "GET /v2/_catalog");
+        assert_eq!(
+            t.select("GET", "/v2/_catalog").route_key,
+            "GET /v2/_catalog"
+        );
         assert_eq!(t.select("POST", "/service/token").function, "token");
     }
 
@@ -278,18 +349,36 @@ mod tests {
     #[test]
     fn unmatched_requests_go_to_default() {
         let t = table();
-        for (m, p) in [("GET", "/"), ("GET", "/v2/a/b/c/d/e/f/g/manifests/x"), ("POST", "/v2/a/manifests/x"), ("GET", "/v2//manifests/x")] {
+        for (m, p) in [
+            ("GET", "/"),
+            ("GET", "/v2/a/b/c/d/e/f/g/manifests/x"),
+            ("POST", "/v2/a/manifests/x"),
+            ("GET", "/v2//manifests/x"),
+        ] {
             let s = t.select(m, p);
-            assert_eq!((s.route_key.as_str(), s.function.as_str()), (DEFAULT_ROUTE_KEY, "manifest"), "{m} {p}");
+            assert_eq!(
+                (s.route_key.as_str(), s.function.as_str()),
+                (DEFAULT_ROUTE_KEY, "manifest"),
+                "{m} {p}"
+            );
         }
     }
 
     #[test]
     fn refuses_bad_definitions() {
         let dup = r#"{"maxNameDepth":1,"families":[],"fixed":[{"function":"a","methods":["GET","GET"],"path":"/x"}],"default":"a"}"#;
-        assert!(matches!(RouteTable::from_json(dup), Err(RoutesError::Duplicate(_))));
+        assert!(matches!(
+            RouteTable::from_json(dup),
+            Err(RoutesError::Duplicate(_))
+        ));
         let greedy = r#"{"maxNameDepth":1,"families":[],"fixed":[{"function":"a","methods":["GET"],"path":"/{p+}/x"}],"default":"a"}"#;
-        assert!(matches!(RouteTable::from_json(greedy), Err(RoutesError::GreedyNotLast(_))));
-        assert!(matches!(RouteTable::from_json("{}"), Err(RoutesError::Json(_))));
+        assert!(matches!(
+            RouteTable::from_json(greedy),
+            Err(RoutesError::GreedyNotLast(_))
+        ));
+        assert!(matches!(
+            RouteTable::from_json("{}"),
+            Err(RoutesError::Json(_))
+        ));
     }
 }

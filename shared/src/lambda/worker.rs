@@ -23,7 +23,9 @@ pub const SUPPORTED_JOB_VERSIONS: [u64; 1] = [1];
 pub enum JobError {
     #[error("message is not a job: {0}")]
     Malformed(String),
-    #[error("job message format v{0} is not supported by this build (supported: {SUPPORTED_JOB_VERSIONS:?})")]
+    #[error(
+        "job message format v{0} is not supported by this build (supported: {SUPPORTED_JOB_VERSIONS:?})"
+    )]
     UnsupportedVersion(u64),
     #[error("job failed: {0}")]
     Failed(String),
@@ -31,8 +33,12 @@ pub enum JobError {
 
 /// Parses a message body into a [`Job`], refusing unknown versions.
 pub fn parse_job(body: &str) -> Result<Job, JobError> {
-    let value: Value = serde_json::from_str(body).map_err(|e| JobError::Malformed(e.to_string()))?;
-    let v = value.get("v").and_then(Value::as_u64).ok_or_else(|| JobError::Malformed("no numeric `v` field".to_owned()))?;
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| JobError::Malformed(e.to_string()))?;
+    let v = value
+        .get("v")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| JobError::Malformed("no numeric `v` field".to_owned()))?;
     if !SUPPORTED_JOB_VERSIONS.contains(&v) {
         return Err(JobError::UnsupportedVersion(v));
     }
@@ -73,7 +79,10 @@ impl JobHandler for NotConfigured {
     }
 
     async fn tick(&self) -> Result<(), JobError> {
-        tracing::info!(function = self.function, "scheduled run: nothing configured yet");
+        tracing::info!(
+            function = self.function,
+            "scheduled run: nothing configured yet"
+        );
         Ok(())
     }
 }
@@ -100,14 +109,19 @@ pub async fn process_batch(event: &SqsEvent, handler: &dyn JobHandler) -> SqsBat
 
 /// The Lambda handler of a worker function: SQS batches and, for
 /// functions with a schedule, EventBridge scheduled events.
-pub async fn handle_event(event: LambdaEvent<Value>, handler: &dyn JobHandler) -> Result<Value, lambda_runtime::Error> {
+pub async fn handle_event(
+    event: LambdaEvent<Value>,
+    handler: &dyn JobHandler,
+) -> Result<Value, lambda_runtime::Error> {
     let payload = event.payload;
     if payload.get("Records").is_some() {
         let batch: SqsEvent = serde_json::from_value(payload)?;
         if let Some(r) = batch.records.iter().find(|r| r.message_id.is_none()) {
             // Without an id a failure cannot be reported per message: fail
             // the whole batch so nothing is lost.
-            return Err(format!("SQS record without messageId from {:?}", r.event_source_arn).into());
+            return Err(
+                format!("SQS record without messageId from {:?}", r.event_source_arn).into(),
+            );
         }
         return Ok(serde_json::to_value(process_batch(&batch, handler).await)?);
     }

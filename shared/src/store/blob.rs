@@ -55,7 +55,8 @@ impl From<std::io::Error> for BlobError {
 pub trait BlobStore: Send + Sync + 'static {
     /// Writes a small object in one call.
     async fn put(&self, key: &str, data: Bytes) -> Result<(), BlobError>;
-    /// Reads an object, or the inclusive byte range `start..=end` of it.
+    /// Reads an object, or the inclusive byte range `start..=end` of it (an
+    /// end past the object is clamped; a start past it is `InvalidRange`).
     async fn get(&self, key: &str, range: Option<(u64, u64)>) -> Result<ObjectBody, BlobError>;
     /// The object's size, if it exists.
     async fn head(&self, key: &str) -> Result<Option<u64>, BlobError>;

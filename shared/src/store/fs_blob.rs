@@ -114,7 +114,7 @@ impl BlobStore for FsBlobStore {
         let total_size = f.metadata().await?.len();
         let (start, len) = match range {
             None => (0, total_size),
-            Some((s, e)) if s <= e && e < total_size => (s, e - s + 1),
+            Some((s, e)) if s <= e && s < total_size => (s, e.min(total_size - 1) - s + 1),
             Some(_) => return Err(BlobError::InvalidRange),
         };
         f.seek(SeekFrom::Start(start)).await?;

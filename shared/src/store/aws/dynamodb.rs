@@ -364,14 +364,15 @@ impl Kv for DynamoKv {
         let mut e = Expr::default();
         let pk = e.name(PK);
         let pkv = e.value(AttributeValue::S(q.pk.clone()));
-        let sk = e.name(SK);
         let cond = match &q.range {
             SkRange::All => format!("{pk} = {pkv}"),
             SkRange::Prefix(p) => {
+                let sk = e.name(SK);
                 let v = e.value(AttributeValue::S(p.clone()));
                 format!("{pk} = {pkv} AND begins_with({sk}, {v})")
             }
             SkRange::Between(a, b) => {
+                let sk = e.name(SK);
                 let (va, vb) = (
                     e.value(AttributeValue::S(a.clone())),
                     e.value(AttributeValue::S(b.clone())),
