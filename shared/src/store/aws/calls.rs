@@ -5,14 +5,14 @@ use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 /// An SDK interceptor that counts requests sent, per `Service.Operation`.
-/// Counted just before transmission, so retries count and presigning
-/// (which never transmits) does not.
+/// Counted once a request has been sent and answered, so retries count
+/// and presigning (which stops before transmission) does not.
 #[derive(Clone, Debug, Default)]
 pub struct CallCounter {
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
@@ -46,9 +46,9 @@ impl Intercept for CallCounter {
         "BerthCallCounter"
     }
 
-    fn read_before_transmit(
+    fn read_after_transmit(
         &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _context: &BeforeDeserializationInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {

@@ -33,7 +33,10 @@ fn backend<E: ProvideErrorMetadata + std::error::Error + 'static>(e: E) -> BlobE
         Some("NoSuchUpload") => BlobError::NoSuchUpload,
         Some("InvalidRange") => BlobError::InvalidRange,
         Some(code) => BlobError::Backend(format!("S3 {code}: {}", e.message().unwrap_or(""))),
-        None => BlobError::Backend(format!("S3: {}", aws_sdk_s3::error::DisplayErrorContext(&e))),
+        None => BlobError::Backend(format!(
+            "S3: {}",
+            aws_sdk_s3::error::DisplayErrorContext(&e)
+        )),
     }
 }
 
@@ -226,7 +229,11 @@ impl BlobStore for S3BlobStore {
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
             .send()
             .await;
         match sent {
@@ -234,7 +241,10 @@ impl BlobStore for S3BlobStore {
             // Some emulators (moto 5.2) answer 200 with a differently named
             // XML root the SDK cannot parse. A 200 without an error code
             // means completed; confirm the object exists rather than trust it.
-            Err(e) if e.code().is_none() && e.raw_response().is_some_and(|r| r.status().as_u16() == 200) => {
+            Err(e)
+                if e.code().is_none()
+                    && e.raw_response().is_some_and(|r| r.status().as_u16() == 200) =>
+            {
                 match self.head(key).await? {
                     Some(_) => Ok(()),
                     None => Err(backend(e)),
