@@ -1,6 +1,6 @@
 //! Shared helpers for the router tests: a registry on temporary embedded
 //! storage, driven with `oneshot`.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::sync::Arc;
 

@@ -251,7 +251,7 @@ fn manifest_headers(m: &StoredManifest) -> [(header::HeaderName, HeaderValue); 4
         (header::CONTENT_LENGTH, HeaderValue::from(m.size)),
         (
             header::HeaderName::from_static(DIGEST_HEADER),
-            header_value(&m.digest.to_string()),
+            header_value(m.digest.as_ref()),
         ),
         (header::ETAG, header_value(&format!("\"{}\"", m.digest))),
     ]
@@ -324,7 +324,7 @@ async fn put_manifest(
     if let Some(subject) = out.subject {
         headers.push((
             header::HeaderName::from_static("oci-subject"),
-            header_value(&subject.to_string()),
+            header_value(subject.as_ref()),
         ));
     }
     let mut resp = StatusCode::CREATED.into_response();
@@ -383,7 +383,7 @@ async fn get_blob(
     let info = state.registry.blob_info(name, digest).await?;
     let digest_header = (
         header::HeaderName::from_static(DIGEST_HEADER),
-        header_value(&digest.to_string()),
+        header_value(digest.as_ref()),
     );
     if head {
         let headers = [
@@ -423,7 +423,7 @@ async fn get_blob(
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::HeaderName::from_static(DIGEST_HEADER),
-        header_value(&digest.to_string()),
+        header_value(digest.as_ref()),
     );
     match range {
         Some((s, e)) => {

@@ -1,4 +1,5 @@
 //! The port contract suite: the behaviour every adapter must show.
+#![allow(clippy::unwrap_used)]
 //!
 //! Each case is a plain async function over a port; the macros
 //! [`kv_contract!`](crate::kv_contract), [`blob_contract!`](crate::blob_contract)

@@ -143,10 +143,10 @@ impl WriteOp {
         }
     }
 
-    /// Applies the write to `current`, returning the new item (None = absent)
-    /// or `false` if the condition fails. Shared by the embedded adapters so
-    /// every adapter evaluates writes the same way.
-    pub fn apply(&self, current: Option<&Item>) -> Result<Option<Item>, ()> {
+    /// Applies the write to `current`, returning the new item (None = absent),
+    /// or [`ConditionFailed`] if the condition does not hold. The embedded
+    /// adapters evaluate writes with this one function.
+    pub fn apply(&self, current: Option<&Item>) -> Result<Option<Item>, ConditionFailed> {
         let ok = match self {
             WriteOp::Put { cond, .. }
             | WriteOp::Delete { cond, .. }
@@ -154,7 +154,7 @@ impl WriteOp {
             WriteOp::Update { cond, .. } => current.is_some() && cond.holds(current),
         };
         if !ok {
-            return Err(());
+            return Err(ConditionFailed);
         }
         Ok(match self {
             WriteOp::Put { item, .. } => Some(item.clone()),
@@ -169,6 +169,10 @@ impl WriteOp {
         })
     }
 }
+
+/// A write's condition did not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConditionFailed;
 
 /// Which sort keys a query covers.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -133,7 +133,7 @@ impl Kv for RedbKv {
                     let current = Self::read_one(&t, pk, sk, now)?;
                     let next = op
                         .apply(current.as_ref())
-                        .map_err(|()| KvError::ConditionFailed { index })?;
+                        .map_err(|_| KvError::ConditionFailed { index })?;
                     if !matches!(op, WriteOp::Check { .. }) {
                         results.push((pk, sk, next));
                     }

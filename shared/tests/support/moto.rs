@@ -1,7 +1,7 @@
 //! A moto server (the AWS emulator) shared by the tests of one test binary,
 //! with the resources of `infra/resources.json` created by
 //! `localstack/create_resources.py` — the same script users run.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -39,6 +39,8 @@ fn start() -> Moto {
          while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
         parent = std::process::id()
     );
+    // The watchdog outlives this function on purpose; it reaps moto itself.
+    #[allow(clippy::zombie_processes)]
     Command::new("bash")
         .args(["-c", &script])
         .stdin(Stdio::null())
