@@ -107,7 +107,7 @@ async fn log_request(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1000.0;
     let len = resp
         .headers()
         .get(header::CONTENT_LENGTH)

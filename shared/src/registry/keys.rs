@@ -18,6 +18,7 @@ pub const META: &str = "META";
 pub const CATALOG: &str = "CATALOG";
 pub const TAG_PREFIX: &str = "TAG#";
 pub const REPO_PREFIX: &str = "REPO#";
+pub const BLOB_PREFIX: &str = "BLOB#";
 
 /// Attribute names.
 pub mod attr {
@@ -68,7 +69,12 @@ pub fn referrer_prefix(subject: &Digest) -> String {
 }
 
 pub fn blob(digest: &Digest) -> String {
-    format!("BLOB#{digest}")
+    format!("{BLOB_PREFIX}{digest}")
+}
+
+/// The digest named by a `BLOB#<digest>` partition key.
+pub fn blob_digest(pk: &str) -> Option<Digest> {
+    crate::oci::digest::parse_digest(pk.strip_prefix(BLOB_PREFIX)?).ok()
 }
 
 pub fn upload(id: &str) -> String {

@@ -197,9 +197,7 @@ impl Registry {
     /// `MANIFEST_BLOB_UNKNOWN` (the blob was collected meanwhile).
     async fn transact_touching(&self, ops: Vec<WriteOp>) -> Result<()> {
         let touched = |index: usize| match ops.get(index) {
-            Some(WriteOp::Update { pk, .. }) => {
-                pk.strip_prefix("BLOB#").and_then(|d| parse_digest(d).ok())
-            }
+            Some(WriteOp::Update { pk, .. }) => keys::blob_digest(pk),
             _ => None,
         };
         match self.kv.transact(ops.clone()).await {
