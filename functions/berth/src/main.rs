@@ -23,6 +23,10 @@ struct Cli {
 enum Command {
     /// Run the registry: every API, in one process.
     Serve(ServeArgs),
+    /// Run every Lambda function's router behind a local stand-in for API
+    /// Gateway: routes from infra/routes.json, requests as Lambda events,
+    /// the 10 MB / 6 MB limits enforced as in AWS.
+    Stack(ServeArgs),
 }
 
 #[derive(clap::Args)]
@@ -131,6 +135,40 @@ async fn serve(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// `berth stack`: the functions as Lambda runs them, on one port.
+async fn stack(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
+    use berth::lambda::apigw::GatewayConfig;
+    use berth::lambda::stack::Stack;
+    let registry = match cfg.backend {
+        Backend::Local => {
+            let (kv, blobs) = berth::store::open_local(&cfg.data_dir).await?;
+            Registry::new(kv, blobs, RegistryOptions::default())
+        }
+        Backend::Aws => berth::store::aws::registry_from_env().await?,
+    };
+    let state = Arc::new(AppState {
+        registry,
+        public_url: cfg.public_url.clone(),
+        uploads,
+    });
+    // Clients reach the stack over plain HTTP, so that is what the
+    // functions are told (API Gateway itself would say https/443).
+    let gateway = GatewayConfig {
+        forwarded_proto: "http".to_owned(),
+        forwarded_port: cfg.addr.port(),
+        ..GatewayConfig::default()
+    };
+    let stack = Stack::registry(state, gateway).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(cfg.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "berth stack is serving (API Gateway + Lambda emulation)");
+    berth::lambda::stack::serve(listener, stack, shutdown())
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -158,6 +196,19 @@ async fn main() -> std::process::ExitCode {
             init_tracing(cfg.log_format);
             let started = match args.uploads.routing() {
                 Ok(uploads) => serve(cfg, uploads).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = started {
+                tracing::error!("{e}");
+                eprintln!("berth: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+        Command::Stack(args) => {
+            let cfg = args.config();
+            init_tracing(cfg.log_format);
+            let started = match args.uploads.routing() {
+                Ok(uploads) => stack(cfg, uploads).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = started {

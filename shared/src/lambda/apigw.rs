@@ -206,9 +206,10 @@ impl Gateway {
         &self.config
     }
 
-    /// Buffers the request body as API Gateway does (refusing more than
-    /// 10 MiB, before reading when `Content-Length` says so), then
-    /// [`forward`](Self::forward)s it.
+    /// Buffers the request body as API Gateway does, refusing more than
+    /// 10 MiB, then [`forward`](Self::forward)s it. An over-limit body is
+    /// read to its end (up to 1 GiB) before the 413, so that a client
+    /// still sending it gets the answer rather than a reset connection.
     pub async fn handle(
         &self,
         function: &LambdaFunction,
@@ -216,24 +217,14 @@ impl Gateway {
         req: Request<Body>,
     ) -> Response<Body> {
         let request_id = new_request_id();
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > API_GATEWAY_MAX_BODY as u64) {
-            return body_too_large(&request_id);
-        }
         let (parts, body) = req.into_parts();
-        let bytes = match http_body_util::Limited::new(body, API_GATEWAY_MAX_BODY)
-            .collect()
-            .await
-        {
-            Ok(c) => c.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+        let bytes = match buffer_body(body).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::TooLarge { read }) => {
+                tracing::warn!(path = %parts.uri.path(), read, "request body over API Gateway's limit");
                 return body_too_large(&request_id);
             }
-            Err(e) => {
+            Err(BodyError::Read(e)) => {
                 tracing::warn!(error = %e, "request body could not be read");
                 return platform_error(StatusCode::BAD_REQUEST, "Bad Request", &request_id);
             }
@@ -428,6 +419,43 @@ impl Gateway {
             }
         }
         event
+    }
+}
+
+enum BodyError {
+    TooLarge { read: u64 },
+    Read(axum::Error),
+}
+
+/// How much of an over-limit body is read (and dropped) before answering.
+/// A client that streams a whole layer in one request (as `docker push`
+/// does) then reads the 413 instead of failing with a broken pipe.
+const DRAIN_LIMIT: u64 = 1 << 30;
+
+/// Buffers a body of at most [`API_GATEWAY_MAX_BODY`] bytes.
+async fn buffer_body(mut body: Body) -> Result<Bytes, BodyError> {
+    let mut buf = bytes::BytesMut::new();
+    let mut read = 0u64;
+    let mut over = false;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(BodyError::Read)?.into_data() else {
+            continue;
+        };
+        read += data.len() as u64;
+        if !over && buf.len() + data.len() > API_GATEWAY_MAX_BODY {
+            over = true;
+            buf = bytes::BytesMut::new();
+        }
+        if !over {
+            buf.extend_from_slice(&data);
+        } else if read > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if over {
+        Err(BodyError::TooLarge { read })
+    } else {
+        Ok(buf.freeze())
     }
 }
 
