@@ -1,12 +1,21 @@
 #!/usr/bin/env python3
 """Create Berth's AWS resources (table, bucket, queues) from infra/resources.json.
 
-Idempotent. Works against AWS, LocalStack or moto (--endpoint-url). Prints the
-environment Berth needs, one `KEY=value` per line, for the caller to export.
+Idempotent: run it again and it converges (existing resources are kept and
+their settings re-applied). Works against LocalStack, moto or AWS
+(--endpoint-url). Prints the environment Berth needs, one `KEY=value` per
+line (or `export KEY='value'` with --export), for the caller to export:
+
+    eval "$(python3 localstack/create_resources.py --endpoint-url http://127.0.0.1:4566 --export)"
+
+The same definitions make template.yaml (infra/gen-template): what tests
+and developers run against is what AWS gets. Needs boto3 (moto[server]
+brings it).
 """
 import argparse
 import json
 import os
+import shlex
 import sys
 
 import boto3
@@ -15,26 +24,31 @@ from botocore.exceptions import ClientError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_RESOURCES = os.path.join(HERE, "..", "infra", "resources.json")
+# Dummy credentials: emulators accept any, and they keep a developer's real
+# credentials away from the emulator.
+DUMMY_KEY_ID = "testing"
+DUMMY_SECRET = "testing"
+QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"))
-    ap.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
-    ap.add_argument("--resources", default=DEFAULT_RESOURCES)
-    args = ap.parse_args()
+def warn(message):
+    print(f"create_resources: {message}", file=sys.stderr)
 
-    with open(args.resources) as f:
-        res = json.load(f)
-    kw = {"region_name": args.region}
-    if args.endpoint_url:
-        kw["endpoint_url"] = args.endpoint_url
-        kw.setdefault("aws_access_key_id", os.environ.get("AWS_ACCESS_KEY_ID", "testing"))
-        kw.setdefault("aws_secret_access_key", os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"))
-    s3cfg = Config(s3={"addressing_style": "path"})
 
-    t = res["table"]
-    ddb = boto3.client("dynamodb", **kw)
+def code(e):
+    return e.response.get("Error", {}).get("Code", "")
+
+
+def optional(what, call):
+    """Applies a setting the emulator may not implement: warn, go on."""
+    try:
+        call()
+    except ClientError as e:
+        warn(f"{what} not applied ({code(e)}): {e}")
+
+
+def create_table(ddb, t):
     try:
         ddb.create_table(
             TableName=t["name"],
@@ -48,56 +62,143 @@ def main() -> int:
             ],
             BillingMode=t["billingMode"],
         )
-        ddb.get_waiter("table_exists").wait(TableName=t["name"])
     except ClientError as e:
-        if e.response["Error"]["Code"] != "ResourceInUseException":
+        if code(e) != "ResourceInUseException":
             raise
-    ddb.update_time_to_live(
-        TableName=t["name"],
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": t["ttlAttribute"]},
-    ) if not _ttl_enabled(ddb, t["name"]) else None
+    ddb.get_waiter("table_exists").wait(TableName=t["name"], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    ttl = ddb.describe_time_to_live(TableName=t["name"]).get("TimeToLiveDescription", {})
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        ddb.update_time_to_live(
+            TableName=t["name"],
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": t["ttlAttribute"]},
+        )
+    optional(
+        "point-in-time recovery",
+        lambda: ddb.update_continuous_backups(
+            TableName=t["name"],
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        ),
+    )
 
-    b = res["bucket"]
-    s3 = boto3.client("s3", config=s3cfg, **kw)
+
+def create_bucket(s3, b, region):
     try:
-        if args.region == "us-east-1":
+        if region == "us-east-1":
             s3.create_bucket(Bucket=b["name"])
         else:
-            s3.create_bucket(Bucket=b["name"], CreateBucketConfiguration={"LocationConstraint": args.region})
+            s3.create_bucket(Bucket=b["name"], CreateBucketConfiguration={"LocationConstraint": region})
     except ClientError as e:
-        if e.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+        if code(e) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
-
-    sqs = boto3.client("sqs", **kw)
-    env = {t["env"]: t["name"], b["env"]: b["name"]}
-    for q in res["queues"]:
-        dlq_url = sqs.create_queue(QueueName=q["name"] + "-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        url = sqs.create_queue(
-            QueueName=q["name"],
-            Attributes={
-                "VisibilityTimeout": str(q["visibilityTimeoutSeconds"]),
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(q["maxReceiveCount"])}),
+    optional(
+        "public access block",
+        lambda: s3.put_public_access_block(
+            Bucket=b["name"],
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
             },
-        )["QueueUrl"]
+        ),
+    )
+    optional(
+        "default encryption",
+        lambda: s3.put_bucket_encryption(
+            Bucket=b["name"],
+            ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        ),
+    )
+    optional(
+        "lifecycle rules",
+        lambda: s3.put_bucket_lifecycle_configuration(
+            Bucket=b["name"],
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": "abort-incomplete-multipart-uploads",
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": ""},
+                        "AbortIncompleteMultipartUpload": {
+                            "DaysAfterInitiation": b["abortIncompleteMultipartUploadDays"]
+                        },
+                    },
+                    {
+                        "ID": "expire-staged-upload-chunks",
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": b["stagedPrefix"]},
+                        "Expiration": {"Days": b["expireStagedAfterDays"]},
+                    },
+                ]
+            },
+        ),
+    )
+
+
+def ensure_queue(sqs, name, attributes):
+    """Creates the queue, or brings an existing one to `attributes`; returns its URL."""
+    try:
+        return sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    except ClientError as e:
+        if code(e) not in ("QueueAlreadyExists", "QueueNameExists", "AWS.SimpleQueueService.QueueNameExists"):
+            raise
+    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    return url
+
+
+def create_queues(sqs, queues):
+    env = {}
+    for q in queues:
+        dlq_url = ensure_queue(sqs, q["name"] + "-dlq", {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)})
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(q["maxReceiveCount"])}
+        url = ensure_queue(
+            sqs,
+            q["name"],
+            {
+                "VisibilityTimeout": str(q["visibilityTimeoutSeconds"]),
+                "MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS),
+                "RedrivePolicy": json.dumps(redrive),
+            },
+        )
         env[q["env"]] = url
+    return env
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"), help="the emulator (default: $AWS_ENDPOINT_URL; none: AWS itself)")
+    ap.add_argument("--region", default=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")))
+    ap.add_argument("--resources", default=DEFAULT_RESOURCES, help="the definitions (default: infra/resources.json)")
+    ap.add_argument("--export", action="store_true", help="print `export KEY='value'` lines for eval")
+    args = ap.parse_args()
+
+    with open(args.resources) as f:
+        res = json.load(f)
+    kw = {"region_name": args.region}
+    if args.endpoint_url:
+        kw["endpoint_url"] = args.endpoint_url
+        kw["aws_access_key_id"] = os.environ.get("AWS_ACCESS_KEY_ID", DUMMY_KEY_ID)
+        kw["aws_secret_access_key"] = os.environ.get("AWS_SECRET_ACCESS_KEY", DUMMY_SECRET)
+    # Emulators serve buckets by path, not by virtual host.
+    s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}), **kw)
+
+    t, b = res["table"], res["bucket"]
+    create_table(boto3.client("dynamodb", **kw), t)
+    create_bucket(s3, b, args.region)
+    env = {t["env"]: t["name"], b["env"]: b["name"]}
+    env.update(create_queues(boto3.client("sqs", **kw), res["queues"]))
 
     env["AWS_REGION"] = args.region
+    env["AWS_DEFAULT_REGION"] = args.region
     if args.endpoint_url:
         env["AWS_ENDPOINT_URL"] = args.endpoint_url
         env["AWS_ACCESS_KEY_ID"] = kw["aws_access_key_id"]
         env["AWS_SECRET_ACCESS_KEY"] = kw["aws_secret_access_key"]
     for k, v in env.items():
-        print(f"{k}={v}")
+        print(f"export {k}={shlex.quote(v)}" if args.export else f"{k}={v}")
     return 0
-
-
-def _ttl_enabled(ddb, table: str) -> bool:
-    try:
-        d = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
-        return d.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
-    except ClientError:
-        return False
 
 
 if __name__ == "__main__":
