@@ -19,6 +19,8 @@
 //! - [`stack`]: every function router in one process behind an HTTP
 //!   server that routes like API Gateway and passes every request through
 //!   the harness (`berth stack`).
+//! - [`runtime_api`]: a local Lambda Runtime API, to run the function
+//!   binaries themselves as Lambda does (their tests use it).
 //! - [`worker`]: SQS worker helpers: one handler call per message, partial
 //!   batch responses, versioned job messages.
 //!
@@ -29,6 +31,7 @@ pub mod apigw;
 pub mod functions;
 pub mod limits;
 pub mod routes;
+pub mod runtime_api;
 pub mod stack;
 pub mod worker;
 
