@@ -77,8 +77,12 @@ impl Stack {
         let selected = self.routes.select(req.method().as_str(), req.uri().path());
         match self.functions.get(&selected.function) {
             Some(function) => self.gateway.handle(function, &selected, req).await,
-            // `new` checked every routed function exists.
-            None => Response::new(Body::empty()),
+            // Unreachable: `new` checked that every routed function exists.
+            None => {
+                let mut resp = Response::new(Body::from(r#"{"message":"Internal Server Error"}"#));
+                *resp.status_mut() = axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                resp
+            }
         }
     }
 
