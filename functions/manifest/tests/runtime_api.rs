@@ -1,0 +1,143 @@
+//! The `manifest` binary as Lambda runs it, configured from its
+//! environment against DynamoDB and S3 on moto (`localstack/moto-up`).
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth::lambda::apigw::Gateway;
+use berth::lambda::routes::RouteTable;
+use berth::lambda::runtime_api::{Outcome, RuntimeApi};
+use bytes::Bytes;
+use http::Request;
+
+const BIN: &str = env!("CARGO_BIN_EXE_berth-manifest");
+
+/// moto with Berth's resources, stopped when dropped.
+struct Moto {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../localstack")
+        .join(name)
+}
+
+impl Moto {
+    fn up() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .arg(script("moto-up"))
+            .env("BERTH_MOTO_DIR", dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "moto-up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+            .collect();
+        Self { dir, env }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(script("moto-down"))
+            .env("BERTH_MOTO_DIR", self.dir.path())
+            .status();
+    }
+}
+
+fn event(method: &str, uri: &str) -> Vec<u8> {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "registry.test")
+        .body(Bytes::new())
+        .unwrap();
+    let route = RouteTable::builtin()
+        .unwrap()
+        .select(method, req.uri().path());
+    serde_json::to_vec(&Gateway::default().event(
+        &route,
+        &req,
+        "request-1",
+        Duration::from_secs(1_700_000_000),
+    ))
+    .unwrap()
+}
+
+async fn call(api: &RuntimeApi, method: &str, uri: &str) -> serde_json::Value {
+    match api.invoke(&event(method, uri)).await {
+        Outcome::Response(out) => serde_json::from_slice(&out).unwrap(),
+        other => panic!("{method} {uri}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn serves_the_registry_api_from_dynamodb_and_s3() {
+    let moto = Moto::up();
+    let api = RuntimeApi::start().await.unwrap();
+    let _function = api.spawn(Path::new(BIN), "manifest", &moto.env).unwrap();
+
+    let out = call(&api, "GET", "/v2/").await;
+    assert_eq!(
+        (out["statusCode"].as_u64(), out["body"].as_str()),
+        (Some(200), Some("{}"))
+    );
+    assert_eq!(
+        out["headers"]["docker-distribution-api-version"],
+        "registry/2.0"
+    );
+
+    let out = call(&api, "GET", "/v2/fn/app/manifests/latest").await;
+    assert_eq!(out["statusCode"], 404);
+    assert!(
+        out["body"].as_str().unwrap().contains("MANIFEST_UNKNOWN"),
+        "{out}"
+    );
+
+    // A DynamoDB write: the session of a new upload.
+    let out = call(&api, "POST", "/v2/fn/app/blobs/uploads/").await;
+    assert_eq!(out["statusCode"], 202, "{out}");
+    assert!(
+        out["headers"]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://registry.test/v2/fn/app/blobs/uploads/")
+    );
+}
+
+#[tokio::test]
+async fn fails_its_init_without_its_configuration() {
+    let api = RuntimeApi::start().await.unwrap();
+    let mut function = api
+        .spawn(
+            Path::new(BIN),
+            "manifest",
+            &[("METADATA_TABLE".to_owned(), String::new())],
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = function.exited() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the function started without METADATA_TABLE"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success());
+}
