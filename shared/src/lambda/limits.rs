@@ -39,6 +39,12 @@ pub const MAX_INVOCATION_BODY: u64 = ((LAMBDA_MAX_REQUEST - EVENT_ENVELOPE_RESER
 /// The chunk size clients are told to use through Lambda.
 pub const RECOMMENDED_CHUNK: u64 = 4 * 1024 * 1024;
 
+// What the layer lets through always fits, and so does a recommended chunk.
+const _: () = assert!(
+    base64_len(MAX_INVOCATION_BODY as usize) + EVENT_ENVELOPE_RESERVE <= LAMBDA_MAX_REQUEST
+);
+const _: () = assert!(RECOMMENDED_CHUNK <= MAX_INVOCATION_BODY);
+
 /// Size of `n` bytes once base64-encoded (with padding).
 pub const fn base64_len(n: usize) -> usize {
     n.div_ceil(3) * 4
@@ -139,10 +145,6 @@ mod tests {
     #[test]
     fn a_recommended_chunk_fits_base64_encoded_with_its_envelope() {
         assert_eq!(MAX_INVOCATION_BODY, 4_706_304);
-        assert!(RECOMMENDED_CHUNK <= MAX_INVOCATION_BODY);
-        assert!(
-            base64_len(MAX_INVOCATION_BODY as usize) + EVENT_ENVELOPE_RESERVE <= LAMBDA_MAX_REQUEST
-        );
         assert_eq!(base64_len(0), 0);
         assert_eq!(base64_len(1), 4);
         assert_eq!(base64_len(3), 4);
