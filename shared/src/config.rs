@@ -64,6 +64,8 @@ pub enum ConfigError {
         value: String,
         expected: &'static str,
     },
+    #[error("upload settings: {0}")]
+    Uploads(String),
 }
 
 /// The local server's settings.

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use berth::auth::UploadSigner;
 use berth::config::{
     Backend, DEFAULT_ADDR, DEFAULT_DATA_DIR, LogFormat, ServeConfig, parse_public_url,
 };
@@ -66,26 +65,13 @@ struct UploadArgs {
 
 impl UploadArgs {
     fn routing(&self) -> Result<UploadRouting, String> {
-        let signer = self
-            .upload_secret
-            .as_deref()
-            .map(|k| UploadSigner::new(k.as_bytes(), UPLOAD_TOKEN_TTL_SECS));
-        if (self.gateway || self.upload_gateway_url.is_some()) && signer.is_none() {
-            return Err("an upload gateway needs BERTH_UPLOAD_SECRET".to_owned());
-        }
-        if self.upload_secret.as_ref().is_some_and(|k| k.len() < 32) {
-            return Err("BERTH_UPLOAD_SECRET must be at least 32 characters".to_owned());
-        }
-        Ok(UploadRouting {
-            gateway_url: self.upload_gateway_url.clone(),
-            signer,
-            is_gateway: self.gateway,
-        })
+        UploadRouting::configure(
+            self.upload_gateway_url.clone(),
+            self.upload_secret.as_deref(),
+            self.gateway,
+        )
     }
 }
-
-/// Upload tokens live an hour and are renewed on every upload request.
-const UPLOAD_TOKEN_TTL_SECS: i64 = 3600;
 
 impl ServeArgs {
     fn config(&self) -> ServeConfig {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use berth::http::{AppState, UploadRouting};
+use berth::http::AppState;
 use berth::lambda::{FunctionConfig, functions, init_tracing};
 
 #[tokio::main]
@@ -12,12 +12,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = FunctionConfig::from_env()?;
     // One SdkConfig and its clients, built once per execution environment.
     let registry = berth::store::aws::registry_from_env().await?;
-    // Uploads stay on this API until the function reads the upload
-    // gateway's URL and signing key (from SSM) at init.
     let state = Arc::new(AppState {
         registry,
         public_url: config.public_url,
-        uploads: UploadRouting::default(),
+        uploads: config.uploads,
     });
     lambda_http::run(functions::registry_router(state)).await
 }

@@ -55,6 +55,51 @@ pub struct UploadRouting {
     pub is_gateway: bool,
 }
 
+/// Upload tokens live an hour and are renewed on every upload response.
+pub const UPLOAD_TOKEN_TTL_SECS: i64 = 3600;
+
+impl UploadRouting {
+    /// Checks and assembles the upload settings: a gateway (either side)
+    /// needs a key of at least 32 characters.
+    pub fn configure(
+        gateway_url: Option<String>,
+        secret: Option<&str>,
+        is_gateway: bool,
+    ) -> Result<Self, String> {
+        let gateway_url = gateway_url.filter(|u| !u.is_empty());
+        let secret = secret.filter(|k| !k.is_empty());
+        if (is_gateway || gateway_url.is_some()) && secret.is_none() {
+            return Err("an upload gateway needs BERTH_UPLOAD_SECRET".to_owned());
+        }
+        if secret.is_some_and(|k| k.len() < 32) {
+            return Err("BERTH_UPLOAD_SECRET must be at least 32 characters".to_owned());
+        }
+        let gateway_url = gateway_url
+            .map(|u| crate::config::parse_public_url(&u))
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let signer =
+            secret.map(|k| crate::auth::UploadSigner::new(k.as_bytes(), UPLOAD_TOKEN_TTL_SECS));
+        Ok(Self {
+            gateway_url,
+            signer,
+            is_gateway,
+        })
+    }
+
+    /// From `BERTH_UPLOAD_GATEWAY_URL`, `BERTH_UPLOAD_SECRET` and
+    /// `BERTH_UPLOAD_GATEWAY` (`true` on the gateway itself).
+    pub fn from_env() -> Result<Self, String> {
+        let var = |n: &str| std::env::var(n).ok();
+        let is_gateway = var("BERTH_UPLOAD_GATEWAY").is_some_and(|v| v == "true" || v == "1");
+        Self::configure(
+            var("BERTH_UPLOAD_GATEWAY_URL"),
+            var("BERTH_UPLOAD_SECRET").as_deref(),
+            is_gateway,
+        )
+    }
+}
+
 /// The registry API router (`/v2/...`).
 pub fn v2_router(state: Arc<AppState>) -> Router {
     Router::new()

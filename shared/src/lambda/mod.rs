@@ -38,12 +38,15 @@ pub mod worker;
 use crate::config::{ConfigError, parse_public_url};
 
 /// Settings every HTTP function reads from its environment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct FunctionConfig {
     /// `BERTH_PUBLIC_URL`: the URL clients see (a custom domain in front of
     /// the HTTP API). Without it, URLs are built from `Host` and
     /// `X-Forwarded-Proto`, which API Gateway sets.
     pub public_url: Option<String>,
+    /// Where upload sessions continue and the key that signs their tokens
+    /// (`BERTH_UPLOAD_GATEWAY_URL`, `BERTH_UPLOAD_SECRET`).
+    pub uploads: crate::http::UploadRouting,
 }
 
 impl FunctionConfig {
@@ -52,7 +55,11 @@ impl FunctionConfig {
             Ok(v) if !v.is_empty() => Some(parse_public_url(&v)?),
             _ => None,
         };
-        Ok(Self { public_url })
+        let uploads = crate::http::UploadRouting::from_env().map_err(ConfigError::Uploads)?;
+        Ok(Self {
+            public_url,
+            uploads,
+        })
     }
 }
 
