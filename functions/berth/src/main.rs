@@ -115,8 +115,7 @@ async fn serve(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "berth is serving");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown())
+    berth::http::serve(listener, app(state), shutdown())
         .await
         .map_err(|e| e.to_string())
 }

@@ -111,6 +111,26 @@ pub fn v2_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Serves `router` on `listener` until `shutdown` resolves. Accepted
+/// sockets get `TCP_NODELAY`: a small blob's body is written after its
+/// headers, and with Nagle's algorithm that second write waits for the
+/// client's delayed ACK (~40 ms on Linux).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 /// The whole local application: every router, with request logging.
 pub fn app(state: Arc<AppState>) -> Router {
     v2_router(state)

@@ -102,7 +102,5 @@ pub async fn serve(
     stack: Stack,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, stack.into_router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::http::serve(listener, stack.into_router(), shutdown).await
 }
