@@ -6,16 +6,13 @@ mod common;
 #[path = "support/moto.rs"]
 mod support;
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use berth::http::{AppState, app};
 use berth::store::aws::CallCounter;
 use common::*;
 
 struct AwsApp {
-    router: axum::Router,
+    app: TestApp,
     calls: CallCounter,
 }
 
@@ -24,22 +21,19 @@ async fn aws_app() -> AwsApp {
     let calls = CallCounter::default();
     let registry = berth::store::aws::registry(&moto.sdk().await, &moto.settings(), &calls);
     AwsApp {
-        router: app(Arc::new(AppState::new(registry))),
+        app: TestApp::over(registry),
         calls,
     }
 }
 
-impl AwsApp {
-    async fn send(
-        &self,
-        method: Method,
-        uri: &str,
-        headers: &[(&str, &str)],
-        body: impl Into<Body>,
-    ) -> Resp {
-        send_to(&self.router, method, uri, headers, body).await
+impl std::ops::Deref for AwsApp {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
     }
+}
 
+impl AwsApp {
     /// Runs a request and returns the calls it made.
     async fn measure(
         &self,
@@ -51,54 +45,6 @@ impl AwsApp {
         self.calls.reset();
         let r = self.send(method, uri, headers, body).await;
         (r, Calls(self.calls.snapshot()))
-    }
-
-    async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
-        let d = digest(data);
-        let r = self
-            .send(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
-                &[],
-                data.to_vec(),
-            )
-            .await;
-        assert_eq!(
-            r.status,
-            StatusCode::CREATED,
-            "{:?}",
-            String::from_utf8_lossy(&r.body)
-        );
-        d
-    }
-
-    async fn push_image(&self, repo: &str, tag: &str) -> (Vec<u8>, String) {
-        let config = format!(r#"{{"os":"linux","repo":"{repo}"}}"#);
-        let layer = format!("layer of {repo}");
-        self.push_blob(repo, config.as_bytes()).await;
-        self.push_blob(repo, layer.as_bytes()).await;
-        let m = image_manifest(
-            &[(&config, "application/vnd.oci.image.config.v1+json")],
-            &[&layer],
-            None,
-            None,
-        );
-        let r = self
-            .send(
-                Method::PUT,
-                &format!("/v2/{repo}/manifests/{tag}"),
-                &[("content-type", OCI_MANIFEST)],
-                m.clone(),
-            )
-            .await;
-        assert_eq!(
-            r.status,
-            StatusCode::CREATED,
-            "{:?}",
-            String::from_utf8_lossy(&r.body)
-        );
-        let d = digest(&m);
-        (m, d)
     }
 }
 
@@ -201,7 +147,7 @@ async fn presigned_url_serves_the_blob_and_expires_in_five_minutes() {
 async fn manifest_reads_stay_within_budget() {
     let a = aws_app().await;
     let r = repo("manifest");
-    let (m, d) = a.push_image(&r, "v1").await;
+    let (m, d) = a.push_image(&r, "v1", "budget").await;
     let (resp, calls) = a
         .measure(
             Method::GET,

@@ -19,7 +19,7 @@ use tower::ServiceExt;
 pub struct TestApp {
     pub router: Router,
     pub registry: Registry,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 pub struct Resp {
@@ -140,6 +140,15 @@ impl TestApp {
         Self::build(opts, min_part, |s| s).await
     }
 
+    /// The local application over any registry (e.g. on the AWS adapters).
+    pub fn over(registry: Registry) -> Self {
+        Self {
+            router: app(Arc::new(AppState::new(registry.clone()))),
+            registry,
+            _dir: None,
+        }
+    }
+
     /// A second app over the same storage with a different configuration.
     pub fn sibling(&self, configure: impl FnOnce(AppState) -> AppState) -> Router {
         app(Arc::new(configure(AppState::new(self.registry.clone()))))
@@ -166,7 +175,7 @@ impl TestApp {
         Self {
             router: app(state),
             registry,
-            _dir: dir,
+            _dir: Some(dir),
         }
     }
 

@@ -166,7 +166,7 @@ async fn api_version_header(mut resp: Response) -> Response {
 
 /// Logs method, path, status and latency. Never headers or query strings:
 /// they may carry credentials or signatures.
-async fn log_request(req: Request, next: Next) -> Response {
+pub async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = Instant::now();

@@ -11,12 +11,10 @@
 //! ([`InvocationLimitLayer`]) and logs one line per request.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde::Serialize;
@@ -33,6 +31,22 @@ pub const WORKER_FUNCTIONS: [&str; 3] = ["webhook", "replication", "gc"];
 /// The router of the `manifest` and `blob` functions: the registry API.
 pub fn registry_router(state: Arc<AppState>) -> Router {
     finish(v2_router(state))
+}
+
+/// The whole life of the `manifest` and `blob` functions: configuration
+/// and one set of AWS clients built once per execution environment, then
+/// the registry router under `lambda_http::run`.
+#[cfg(all(feature = "aws-dynamodb", feature = "aws-s3"))]
+pub async fn run_registry_function() -> Result<(), lambda_http::Error> {
+    super::init_tracing();
+    let config = super::FunctionConfig::from_env()?;
+    let registry = crate::store::aws::registry_from_env().await?;
+    let state = Arc::new(AppState {
+        registry,
+        public_url: config.public_url,
+        uploads: config.uploads,
+    });
+    lambda_http::run(registry_router(state)).await
 }
 
 /// The router of the `token` function. The token service arrives with
@@ -67,7 +81,7 @@ fn finish(router: Router) -> Router {
     router
         .fallback(unknown_path)
         .layer(InvocationLimitLayer::default())
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(crate::http::log_request))
 }
 
 async fn unknown_path() -> ApiError {
@@ -106,27 +120,4 @@ async fn admin_not_configured() -> Response {
         }],
     };
     (StatusCode::NOT_IMPLEMENTED, axum::Json(body)).into_response()
-}
-
-/// Method, path, status and latency; never headers or query strings, which
-/// may carry credentials or signatures.
-async fn log_request(req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let len = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
-    if status >= 500 {
-        tracing::warn!(%method, %path, status, ms, len, "request");
-    } else {
-        tracing::info!(%method, %path, status, ms, len, "request");
-    }
-    resp
 }
