@@ -41,6 +41,10 @@ impl Resp {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     /// The OCI error code of an error response.
     pub fn code(&self) -> String {
         self.json()["errors"][0]["code"]
@@ -50,12 +54,25 @@ impl Resp {
     }
 }
 
-/// An S3-like store: parts other than the last must be at least
-/// `min_part` bytes, as S3 demands (5 MiB there).
+/// An S3-like store over another: parts other than the last must be at
+/// least `min_part` bytes, as S3 demands (5 MiB there), and, with a
+/// `presign_prefix`, reads are presigned URLs under that prefix.
 pub struct StrictParts {
-    pub inner: FsBlobStore,
+    pub inner: Arc<dyn BlobStore>,
     pub min_part: u64,
+    pub presign_prefix: Option<String>,
     pub sizes: std::sync::Mutex<std::collections::HashMap<(String, u32), u64>>,
+}
+
+impl StrictParts {
+    pub fn new(inner: Arc<dyn BlobStore>, min_part: u64, presign_prefix: Option<&str>) -> Self {
+        Self {
+            inner,
+            min_part,
+            presign_prefix: presign_prefix.map(str::to_owned),
+            sizes: Default::default(),
+        }
+    }
 }
 
 #[async_trait]
@@ -119,10 +136,15 @@ impl BlobStore for StrictParts {
     }
     async fn presign_get(
         &self,
-        _key: &str,
-        _ttl: std::time::Duration,
+        key: &str,
+        ttl: std::time::Duration,
     ) -> Result<Option<String>, BlobError> {
-        Ok(None)
+        Ok(self.presign_prefix.as_ref().map(|p| {
+            format!(
+                "{p}{key}?X-Amz-Expires={}&X-Amz-Signature=f00d",
+                ttl.as_secs()
+            )
+        }))
     }
     fn min_part_size(&self) -> u64 {
         self.min_part
@@ -163,11 +185,7 @@ impl TestApp {
         let kv = Arc::new(RedbKv::open(&dir.path().join("meta.redb")).unwrap());
         let fs = FsBlobStore::open(&dir.path().join("blobs")).await.unwrap();
         let blobs: Arc<dyn BlobStore> = match min_part {
-            Some(min_part) => Arc::new(StrictParts {
-                inner: fs,
-                min_part,
-                sizes: Default::default(),
-            }),
+            Some(min_part) => Arc::new(StrictParts::new(Arc::new(fs), min_part, None)),
             None => Arc::new(fs),
         };
         let registry = Registry::new(kv, blobs, opts);

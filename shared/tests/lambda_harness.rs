@@ -7,13 +7,14 @@
 #![cfg(feature = "lambda")]
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use berth::http::AppState;
 use berth::lambda::apigw::{Gateway, GatewayConfig, LambdaFunction};
 use berth::lambda::functions::registry_router;
@@ -21,7 +22,8 @@ use berth::lambda::limits::{LAMBDA_MAX_REQUEST, MAX_INVOCATION_BODY};
 use berth::lambda::routes::RouteTable;
 use berth::lambda::stack::Stack;
 use berth::registry::{Registry, RegistryOptions};
-use berth::store::{BlobError, BlobStore, CompletedPart, ObjectBody};
+use berth::store::BlobStore;
+use common::{Resp, StrictParts};
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -29,87 +31,6 @@ use tower::ServiceExt;
 const MIB: usize = 1024 * 1024;
 const HOST: &str = "registry.test";
 const PRESIGN_PREFIX: &str = "https://berth-blobs.s3.test/";
-
-/// S3's rules over the embedded store: parts other than the last are at
-/// least 5 MiB, and reads are presigned URLs (which the test follows by
-/// reading the object, as S3 would serve it).
-struct S3Like {
-    inner: Arc<dyn BlobStore>,
-    sizes: std::sync::Mutex<std::collections::HashMap<(String, u32), usize>>,
-    presign: bool,
-}
-
-#[async_trait]
-impl BlobStore for S3Like {
-    async fn put(&self, key: &str, data: Bytes) -> Result<(), BlobError> {
-        self.inner.put(key, data).await
-    }
-    async fn get(&self, key: &str, range: Option<(u64, u64)>) -> Result<ObjectBody, BlobError> {
-        self.inner.get(key, range).await
-    }
-    async fn head(&self, key: &str) -> Result<Option<u64>, BlobError> {
-        self.inner.head(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), BlobError> {
-        self.inner.delete(key).await
-    }
-    async fn list(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<String>, BlobError> {
-        self.inner.list(prefix, after, limit).await
-    }
-    async fn create_multipart(&self, key: &str) -> Result<String, BlobError> {
-        self.inner.create_multipart(key).await
-    }
-    async fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        number: u32,
-        data: Bytes,
-    ) -> Result<String, BlobError> {
-        self.sizes
-            .lock()
-            .unwrap()
-            .insert((upload_id.to_owned(), number), data.len());
-        self.inner.upload_part(key, upload_id, number, data).await
-    }
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[CompletedPart],
-    ) -> Result<(), BlobError> {
-        let sizes = self.sizes.lock().unwrap().clone();
-        for p in &parts[..parts.len().saturating_sub(1)] {
-            let size = sizes[&(upload_id.to_owned(), p.number)];
-            if size < 5 * MIB {
-                return Err(BlobError::Backend(format!(
-                    "EntityTooSmall: part {} is {size} bytes",
-                    p.number
-                )));
-            }
-        }
-        self.inner.complete_multipart(key, upload_id, parts).await
-    }
-    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), BlobError> {
-        self.inner.abort_multipart(key, upload_id).await
-    }
-    async fn presign_get(&self, key: &str, ttl: Duration) -> Result<Option<String>, BlobError> {
-        Ok(self.presign.then(|| {
-            format!(
-                "{PRESIGN_PREFIX}{key}?X-Amz-Expires={}&X-Amz-Signature=f00d",
-                ttl.as_secs()
-            )
-        }))
-    }
-    fn min_part_size(&self) -> u64 {
-        5 * MIB as u64
-    }
-}
 
 struct Harness {
     /// The local stack: API Gateway routing + the harness + the functions.
@@ -119,39 +40,15 @@ struct Harness {
     _dir: tempfile::TempDir,
 }
 
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
 impl Harness {
     async fn new(presign: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (kv, fs) = berth::store::open_local(dir.path()).await.unwrap();
-        let blobs: Arc<dyn BlobStore> = Arc::new(S3Like {
-            inner: fs,
-            sizes: Default::default(),
-            presign,
-        });
+        let blobs: Arc<dyn BlobStore> = Arc::new(StrictParts::new(
+            fs,
+            5 * MIB as u64,
+            presign.then_some(PRESIGN_PREFIX),
+        ));
         let registry = Registry::new(kv, blobs.clone(), RegistryOptions::default());
         let state = Arc::new(AppState::new(registry));
         let gateway = GatewayConfig {
