@@ -2,18 +2,22 @@
 //!
 //! The tests in `tests/tests/` drive real container clients (skopeo, podman,
 //! docker, the oras Python SDK, curl) against a registry started per test on a
-//! free `127.0.0.1` port. The registry is a black box: either Berth's own
-//! `berth serve` or the reference implementation (Distribution), chosen by the
-//! environment variable `BERTH_E2E_TARGET` (see [`registry::Target`]).
+//! free `127.0.0.1` port. The registry is a black box: Berth's own `berth
+//! serve` (embedded storage, or the AWS backend on a private moto), Berth's
+//! serverless stack (`berth stack` + the upload gateway, on moto), or the
+//! reference implementation (Distribution), chosen by the environment
+//! variable `BERTH_E2E_TARGET` (see [`registry::Target`]).
 //!
 //! Everything a test starts is bounded in time and is stopped by a `Drop`
 //! guard, so a failing test leaves nothing running.
 
+pub mod aws;
 pub mod cmd;
 pub mod containers;
 pub mod dockerd;
 pub mod http;
 pub mod oci;
+pub mod process;
 pub mod registry;
 pub mod rng;
 
@@ -30,6 +34,13 @@ pub fn skip_requested(test: &str) -> bool {
         eprintln!("SKIPPED {test}: BERTH_E2E_SKIP=1");
     }
     skip
+}
+
+/// The Python interpreter with the `oras` and `moto[server]` packages:
+/// `$BERTH_E2E_PYTHON`, default `python3` (`tests/install-deps` installs
+/// into the same one).
+pub fn python() -> String {
+    std::env::var("BERTH_E2E_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
 /// The workspace root (the parent of this crate's manifest directory).

@@ -1,55 +1,132 @@
 //! Starting and stopping the registry under test.
+//!
+//! A registry is one or more processes (see [`Target`]); they are started in
+//! order, each waited for over HTTP while the ones before it must stay up,
+//! and killed by PID in reverse order when the [`Registry`] is dropped.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use tempfile::TempDir;
 
-/// How long a registry may take to answer `GET /v2/` after it was started.
+use crate::aws::{self, AwsEnv};
+use crate::process::{self, Process};
+
+pub use crate::process::free_port;
+
+/// How long a registry process may take to answer `GET /v2/` after it was
+/// started.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many times a start is retried (another process may grab a port
+/// between picking it and binding it).
+const START_ATTEMPTS: usize = 3;
 
 /// Which registry implementation the tests run against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// Berth's own server: `berth serve` (the default).
+    /// Berth's own server with embedded storage: `berth serve` (the default).
     Berth,
     /// The reference registry, Distribution (`/usr/bin/docker-registry`).
     Distribution,
+    /// `berth serve --backend aws` over a private moto (DynamoDB, S3, SQS).
+    /// Blob `GET`s are `307` redirects to presigned URLs on moto.
+    BerthAws,
+    /// The serverless stack on a private moto: `berth stack --backend aws`
+    /// (API Gateway + Lambda emulation, which clients talk to) and the
+    /// upload gateway `berth serve --backend aws --gateway`, where upload
+    /// `Location`s send clients with a signed `_state` token.
+    BerthStack,
 }
 
 impl Target {
-    /// Reads `BERTH_E2E_TARGET` (`berth`, the default, or `distribution`).
+    /// Reads `BERTH_E2E_TARGET` (`berth`, the default, `distribution`,
+    /// `berth-aws` or `berth-stack`).
     pub fn from_env() -> Self {
         match std::env::var("BERTH_E2E_TARGET").as_deref() {
             Err(_) | Ok("" | "berth") => Self::Berth,
             Ok("distribution") => Self::Distribution,
+            Ok("berth-aws") => Self::BerthAws,
+            Ok("berth-stack") => Self::BerthStack,
             Ok(other) => panic!(
-                "BERTH_E2E_TARGET={other:?} is not understood; use `berth` (default) or `distribution`"
+                "BERTH_E2E_TARGET={other:?} is not understood; use `berth` (default), \
+                 `distribution`, `berth-aws` or `berth-stack`"
             ),
         }
+    }
+
+    /// The `BERTH_E2E_TARGET` spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Berth => "berth",
+            Self::Distribution => "distribution",
+            Self::BerthAws => "berth-aws",
+            Self::BerthStack => "berth-stack",
+        }
+    }
+
+    /// Whether this is one of Berth's own configurations.
+    pub fn is_berth(self) -> bool {
+        self != Self::Distribution
+    }
+
+    /// Whether the registry stores into the AWS emulator (blob `GET`s are
+    /// then redirects to presigned URLs).
+    pub fn uses_aws(self) -> bool {
+        matches!(self, Self::BerthAws | Self::BerthStack)
+    }
+
+    /// Whether upload sessions continue on a separate upload gateway.
+    pub fn has_upload_gateway(self) -> bool {
+        self == Self::BerthStack
     }
 
     /// Whether the target implements the OCI 1.1 referrers API.
     /// Distribution 2.8 predates it.
     pub fn supports_referrers(self) -> bool {
-        self == Self::Berth
+        self.is_berth()
     }
 }
 
-/// A registry process serving plain HTTP on `127.0.0.1:<port>` with its own
-/// temporary data directory. Dropping it kills the process (by its PID) and
-/// removes the data; if the test is failing, the registry's log tail is
-/// printed first.
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Process names within a [`Registry`], for [`Registry::log`] and
+/// [`Registry::requests`].
+pub mod names {
+    /// The process clients talk to (`berth serve`, `docker-registry`, or
+    /// `berth stack`).
+    pub const REGISTRY: &str = "registry";
+    /// The upload gateway (`berth-stack` only).
+    pub const GATEWAY: &str = "gateway";
+    /// The AWS emulator (`berth-aws`, `berth-stack`).
+    pub const MOTO: &str = "moto";
+}
+
+/// The registry under test, serving plain HTTP on `127.0.0.1:<port>`, with
+/// every process it is made of and its own temporary directory. Dropping it
+/// kills the processes (by PID, in reverse start order) and removes the
+/// directory; if the test is failing, every process's log tail is printed
+/// first.
 pub struct Registry {
     target: Target,
     port: u16,
-    child: Option<Child>,
-    log: PathBuf,
+    gateway_port: Option<u16>,
+    aws: Option<AwsEnv>,
+    processes: Vec<Process>,
     dir: TempDir,
+}
+
+/// What one successful start produced.
+struct Started {
+    port: u16,
+    gateway_port: Option<u16>,
+    aws: Option<AwsEnv>,
 }
 
 impl Registry {
@@ -60,44 +137,44 @@ impl Registry {
 
     pub fn start_target(target: Target) -> Self {
         let dir = crate::tempdir("berth-e2e-registry.");
-        let log = dir.path().join("registry.log");
         let mut last_error = String::new();
-        // The port is picked by binding to port 0 and releasing it; another
-        // process could grab it in between, so retry a few times.
-        for _ in 0..3 {
-            let port = free_port();
-            let mut child = match spawn(target, dir.path(), port, &log) {
-                Ok(child) => child,
-                Err(e) => panic!("{e}"),
-            };
-            match wait_ready(&mut child, port) {
-                Ok(()) => {
+        for attempt in 1..=START_ATTEMPTS {
+            let mut processes = Vec::new();
+            let t = std::time::Instant::now();
+            match start_processes(target, dir.path(), &mut processes) {
+                Ok(started) => {
+                    eprintln!(
+                        "{target} registry on 127.0.0.1:{} ready after {:?}",
+                        started.port,
+                        t.elapsed()
+                    );
                     return Self {
                         target,
-                        port,
-                        child: Some(child),
-                        log,
+                        port: started.port,
+                        gateway_port: started.gateway_port,
+                        aws: started.aws,
+                        processes,
                         dir,
                     };
                 }
                 Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    last_error = format!(
-                        "{e}\n--- registry log ({}) ---\n{}",
-                        log.display(),
-                        read_tail(&log)
-                    );
+                    for p in processes.iter_mut().rev() {
+                        p.stop();
+                    }
+                    let logs: Vec<String> = processes.iter().map(Process::describe_log).collect();
+                    last_error = format!("attempt {attempt}: {e}\n{}", logs.join("\n"));
+                    eprintln!("the {target} registry did not start; {last_error}");
                 }
             }
         }
-        panic!("the {target:?} registry did not start: {last_error}");
+        panic!("the {target} registry did not start: {last_error}");
     }
 
     pub fn target(&self) -> Target {
         self.target
     }
 
+    /// The port clients talk to.
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -117,41 +194,98 @@ impl Registry {
         format!("{}/{}", self.host(), repo_and_ref)
     }
 
-    /// The tail of the registry's log.
+    /// The upload gateway's port (`berth-stack` only).
+    pub fn gateway_port(&self) -> Option<u16> {
+        self.gateway_port
+    }
+
+    /// `http://127.0.0.1:<gateway port><path>` (`berth-stack` only).
+    pub fn gateway_url(&self, path: &str) -> Option<String> {
+        self.gateway_port
+            .map(|port| format!("http://127.0.0.1:{port}{path}"))
+    }
+
+    /// The AWS emulator's environment (`berth-aws`, `berth-stack`).
+    pub fn aws(&self) -> Option<&AwsEnv> {
+        self.aws.as_ref()
+    }
+
+    /// The tail of the log of the process clients talk to.
     pub fn log_tail(&self) -> String {
-        read_tail(&self.log)
+        self.process(names::REGISTRY)
+            .map_or_else(String::new, Process::log_tail)
+    }
+
+    /// The whole log of one of the registry's processes ([`names`]), or
+    /// `None` if this target has no such process.
+    pub fn log(&self, name: &str) -> Option<String> {
+        self.process(name).map(Process::log)
+    }
+
+    /// The request lines Berth logged in process `name` ([`names`]); Berth's
+    /// AWS targets log JSON, which this parses. Empty for other targets.
+    pub fn requests(&self, name: &str) -> Vec<LoggedRequest> {
+        self.log(name)
+            .map(|log| log.lines().filter_map(LoggedRequest::parse).collect())
+            .unwrap_or_default()
     }
 
     /// The registry's own data directory (inside its temporary directory).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
+
+    fn process(&self, name: &str) -> Option<&Process> {
+        self.processes.iter().find(|p| p.name() == name)
+    }
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        for p in self.processes.iter_mut().rev() {
+            p.stop();
         }
         if std::thread::panicking() {
-            eprintln!(
-                "--- {:?} registry log on 127.0.0.1:{} ({}) ---\n{}",
-                self.target,
-                self.port,
-                self.log.display(),
-                self.log_tail()
-            );
+            for p in &self.processes {
+                eprintln!("[{} registry] {}", self.target, p.describe_log());
+            }
         }
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("cannot bind a free port on 127.0.0.1")
+/// One `request` line of Berth's JSON log: method, path (never the query)
+/// and status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+}
+
+impl LoggedRequest {
+    fn parse(line: &str) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        let fields = value.get("fields")?;
+        if fields.get("message")?.as_str()? != "request" {
+            return None;
+        }
+        Some(Self {
+            method: fields.get("method")?.as_str()?.to_owned(),
+            path: fields.get("path")?.as_str()?.to_owned(),
+            status: u16::try_from(fields.get("status")?.as_u64()?).ok()?,
+        })
+    }
+
+    /// Whether the path is an upload session or the start of one.
+    pub fn is_upload(&self) -> bool {
+        self.path.contains("/blobs/uploads/")
+    }
+}
+
+impl fmt::Display for LoggedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.method, self.path, self.status)
+    }
 }
 
 /// Where the `berth` binary is: `$BERTH_BIN`, else next to the running test
@@ -189,62 +323,136 @@ pub fn berth_binary() -> Result<PathBuf, String> {
     })
 }
 
-fn spawn(target: Target, dir: &Path, port: u16, log: &Path) -> Result<Child, String> {
+/// Starts every process of `target`, pushing each onto `group` as soon as it
+/// runs (so the caller can stop them all, whatever happens).
+fn start_processes(
+    target: Target,
+    dir: &Path,
+    group: &mut Vec<Process>,
+) -> Result<Started, String> {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-    let addr = format!("127.0.0.1:{port}");
-    let mut command = match target {
+    match target {
         Target::Berth => {
-            let bin = berth_binary()?;
-            let mut c = Command::new(bin);
-            c.arg("serve")
-                .arg("--addr")
-                .arg(&addr)
-                .arg("--data-dir")
-                .arg(&data)
-                // Flags win over their environment twins, but keep the
-                // environment from pointing anywhere else either.
-                .env("BERTH_ADDR", &addr)
-                .env("BERTH_DATA_DIR", &data)
-                .env_remove("BERTH_BACKEND")
-                .env_remove("BERTH_PUBLIC_URL");
-            c
+            let port = free_port();
+            let command = berth_command("serve", port, &data, None)?;
+            start_and_wait(group, names::REGISTRY, port, command, dir)?;
+            Ok(Started {
+                port,
+                gateway_port: None,
+                aws: None,
+            })
         }
         Target::Distribution => {
-            let config = dir.join("config.yml");
-            std::fs::write(&config, distribution_config(&data, &addr))
-                .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
-            let bin = std::env::var_os("BERTH_E2E_DISTRIBUTION_BIN")
-                .map_or_else(|| PathBuf::from("/usr/bin/docker-registry"), PathBuf::from);
-            if !bin.is_file() {
-                return Err(format!(
-                    "{} not found; run `tests/install-deps` (as root) to install the e2e test dependencies",
-                    bin.display()
-                ));
-            }
-            let mut c = Command::new(bin);
-            c.arg("serve").arg(&config);
-            // Distribution lets REGISTRY_* variables override its config file.
-            for (key, _) in std::env::vars_os() {
-                if key.to_string_lossy().starts_with("REGISTRY_") {
-                    c.env_remove(key);
-                }
-            }
-            c
+            let port = free_port();
+            let command = distribution_command(dir, &data, port)?;
+            start_and_wait(group, names::REGISTRY, port, command, dir)?;
+            Ok(Started {
+                port,
+                gateway_port: None,
+                aws: None,
+            })
         }
-    };
-    let log_file =
-        File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-    let log_err = log_file
-        .try_clone()
-        .map_err(|e| format!("cannot clone the log file handle: {e}"))?;
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log_file))
-        .stderr(Stdio::from(log_err));
-    command
-        .spawn()
-        .map_err(|e| format!("cannot start the {target:?} registry: {e}"))
+        Target::BerthAws => {
+            let env = aws::start_moto(group, dir)?;
+            let port = free_port();
+            let command = berth_command("serve", port, &data, Some(&env))?;
+            start_and_wait(group, names::REGISTRY, port, command, dir)?;
+            Ok(Started {
+                port,
+                gateway_port: None,
+                aws: Some(env),
+            })
+        }
+        Target::BerthStack => {
+            let env = aws::start_moto(group, dir)?;
+            let [gateway_port, port] = process::free_ports::<2>();
+            let secret = crate::rng::Rng::new().hex(48);
+            let mut gateway = berth_command("serve", gateway_port, &data, Some(&env))?;
+            gateway.arg("--gateway").arg("--upload-secret").arg(&secret);
+            start_and_wait(group, names::GATEWAY, gateway_port, gateway, dir)?;
+            let mut stack = berth_command("stack", port, &data, Some(&env))?;
+            stack.env("BERTH_UPLOAD_SECRET", &secret).env(
+                "BERTH_UPLOAD_GATEWAY_URL",
+                format!("http://127.0.0.1:{gateway_port}"),
+            );
+            start_and_wait(group, names::REGISTRY, port, stack, dir)?;
+            Ok(Started {
+                port,
+                gateway_port: Some(gateway_port),
+                aws: Some(env),
+            })
+        }
+    }
+}
+
+/// Spawns `command` as process `name` on `port` and waits until its
+/// `GET /v2/` answers, while every process started before stays up.
+fn start_and_wait(
+    group: &mut Vec<Process>,
+    name: &str,
+    port: u16,
+    command: Command,
+    dir: &Path,
+) -> Result<(), String> {
+    group.push(Process::spawn(
+        name,
+        port,
+        command,
+        &dir.join(format!("{name}.log")),
+    )?);
+    process::wait_http(group, port, "/v2/", &[200, 401], READY_TIMEOUT)
+}
+
+/// `berth <subcommand> --addr 127.0.0.1:<port> --data-dir <data>`, with no
+/// inherited `BERTH_*` setting; with `aws`, over the emulator
+/// (`--backend aws`, JSON logs that [`Registry::requests`] reads).
+fn berth_command(
+    subcommand: &str,
+    port: u16,
+    data: &Path,
+    aws: Option<&AwsEnv>,
+) -> Result<Command, String> {
+    let addr = format!("127.0.0.1:{port}");
+    let mut c = Command::new(berth_binary()?);
+    c.arg(subcommand)
+        .arg("--addr")
+        .arg(&addr)
+        .arg("--data-dir")
+        .arg(data);
+    // Flags win over their environment twins, but keep the environment from
+    // pointing anywhere else either (public URL, gateway, secret, backend).
+    process::env_remove_prefixed(&mut c, &["BERTH_"]);
+    c.env("BERTH_LOG", "info");
+    if let Some(env) = aws {
+        c.args(["--backend", "aws", "--log-format", "json"]);
+        env.apply(&mut c);
+        c.env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost");
+    }
+    Ok(c)
+}
+
+fn distribution_command(dir: &Path, data: &Path, port: u16) -> Result<Command, String> {
+    let config = dir.join("config.yml");
+    std::fs::write(
+        &config,
+        distribution_config(data, &format!("127.0.0.1:{port}")),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    let bin = std::env::var_os("BERTH_E2E_DISTRIBUTION_BIN")
+        .map_or_else(|| PathBuf::from("/usr/bin/docker-registry"), PathBuf::from);
+    if !bin.is_file() {
+        return Err(format!(
+            "{} not found; run `tests/install-deps` (as root) to install the e2e test dependencies",
+            bin.display()
+        ));
+    }
+    let mut c = Command::new(bin);
+    c.arg("serve").arg(&config);
+    // Distribution lets REGISTRY_* variables override its config file.
+    process::env_remove_prefixed(&mut c, &["REGISTRY_"]);
+    Ok(c)
 }
 
 fn distribution_config(data: &Path, addr: &str) -> String {
@@ -265,55 +473,4 @@ http:
   secret: berth-e2e-not-a-secret
 "
     )
-}
-
-fn wait_ready(child: &mut Child, port: u16) -> Result<(), String> {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "the registry exited with {status} before it was ready"
-            ));
-        }
-        let last = match probe_v2(port) {
-            Ok(200 | 401) => return Ok(()),
-            Ok(code) => format!("GET /v2/ answered {code}"),
-            Err(e) => e,
-        };
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "GET http://127.0.0.1:{port}/v2/ did not answer 200 within {READY_TIMEOUT:?} ({last})"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Minimal HTTP/1.1 `GET /v2/`, returning the status code.
-fn probe_v2(port: u16) -> Result<u16, String> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut head = [0u8; 64];
-    let n = stream.read(&mut head).map_err(|e| e.to_string())?;
-    let line = String::from_utf8_lossy(&head[..n]);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("not an HTTP answer: {line:?}"))
-}
-
-fn read_tail(path: &Path) -> String {
-    match std::fs::read(path) {
-        Ok(bytes) => crate::cmd::tail(&bytes),
-        Err(e) => format!("(cannot read {}: {e})", path.display()),
-    }
 }

@@ -118,9 +118,27 @@ fn blob_and_manifest_roundtrip() {
             Some(blob.digest.as_str()),
             "{done}"
         );
-        let got = http::get(&reg.url(&format!("/v2/{repo}/blobs/{}", blob.digest)))
-            .follow()
-            .send();
+        let blob_url = reg.url(&format!("/v2/{repo}/blobs/{}", blob.digest));
+        if let Some(aws) = reg.aws() {
+            // Over S3 a blob GET is a redirect to a presigned URL on the
+            // emulator, path style (`<endpoint>/<bucket>/<key>?X-Amz-...`).
+            let redirect = http::get(&blob_url).send();
+            redirect.expect_status(307);
+            let bucket = aws.get("BLOB_BUCKET").unwrap_or_default();
+            let to = redirect.header("Location").unwrap_or_default();
+            assert!(
+                to.starts_with(&format!("{}/{bucket}/", aws.endpoint))
+                    && to.contains("X-Amz-Signature="),
+                "a blob GET should redirect to a presigned path-style URL on {}:\n{redirect}",
+                aws.endpoint
+            );
+            assert_eq!(
+                redirect.header("Docker-Content-Digest"),
+                Some(blob.digest.as_str()),
+                "{redirect}"
+            );
+        }
+        let got = http::get(&blob_url).follow().send();
         got.expect_status(200);
         assert!(got.body == blob.bytes, "blob content differs after upload");
     }
