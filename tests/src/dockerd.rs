@@ -116,6 +116,71 @@ impl Dockerd {
             .timeout(Duration::from_secs(240))
     }
 
+    /// `docker image inspect <image>`: the image's JSON object.
+    pub fn inspect(&self, image: &str) -> serde_json::Value {
+        let out = self.docker().args(["image", "inspect", image]).ok();
+        let json = out.json();
+        json.get(0)
+            .cloned()
+            .unwrap_or_else(|| panic!("docker image inspect printed no image:\n{out}"))
+    }
+
+    /// Builds `image` (legacy builder, `DOCKER_BUILDKIT=0`) as `FROM scratch`
+    /// plus one fresh random (incompressible) file `/big.bin` of `size`
+    /// bytes, with the build context under `work`. Returns the image ID.
+    pub fn build_random_image(&self, work: &Path, image: &str, size: u64) -> String {
+        let context = work.join("context");
+        std::fs::create_dir_all(&context).expect("cannot create the build context");
+        let t = Instant::now();
+        crate::rng::Rng::new()
+            .write_file(&context.join("big.bin"), size)
+            .expect("cannot write the random file");
+        eprintln!("wrote {size} random bytes in {:?}", t.elapsed());
+        std::fs::write(
+            context.join("Dockerfile"),
+            "FROM scratch\nCOPY big.bin /big.bin\n",
+        )
+        .expect("cannot write the Dockerfile");
+        let iid_file = work.join("iid");
+        let t = Instant::now();
+        self.docker()
+            .env("DOCKER_BUILDKIT", "0")
+            .args(["build", "--quiet", "--tag", image, "--iidfile"])
+            .arg(&iid_file)
+            .arg(&context)
+            .ok();
+        eprintln!("docker build took {:?}", t.elapsed());
+        let built_id = std::fs::read_to_string(&iid_file)
+            .expect("docker build wrote no --iidfile")
+            .trim()
+            .to_owned();
+        // The context is not needed any more; it is big.
+        let _ = std::fs::remove_dir_all(&context);
+        let built = self.inspect(image);
+        assert_eq!(built["Id"], built_id.as_str(), "{built:#}");
+        assert!(
+            built["Size"].as_u64().unwrap_or(0) >= size,
+            "the image should hold the big file: {built:#}"
+        );
+        built_id
+    }
+
+    /// `docker push <image>`; returns the manifest digest it reported.
+    pub fn push(&self, image: &str) -> String {
+        let t = Instant::now();
+        let push = self.docker().args(["push", image]).ok();
+        eprintln!("docker push took {:?}", t.elapsed());
+        let digest = push
+            .stdout_str()
+            .split_whitespace()
+            .skip_while(|w| *w != "digest:")
+            .nth(1)
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no `digest:` in docker push output:\n{push}"));
+        assert!(digest.starts_with("sha256:"), "{push}");
+        digest
+    }
+
     pub fn log_tail(&self) -> String {
         match std::fs::read(self.dir.path().join("dockerd.log")) {
             Ok(bytes) => crate::cmd::tail(&bytes),

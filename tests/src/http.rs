@@ -34,6 +34,10 @@ pub fn delete(url: &str) -> Request {
     Request::new("DELETE", url)
 }
 
+pub fn patch(url: &str) -> Request {
+    Request::new("PATCH", url)
+}
+
 impl Request {
     pub fn new(method: &str, url: &str) -> Self {
         Self {
