@@ -88,8 +88,10 @@ impl ServeArgs {
 fn init_tracing(format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "info".into());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -114,7 +116,12 @@ async fn serve(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "berth is serving");
+    match cfg.backend {
+        Backend::Local => {
+            tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "berth is serving")
+        }
+        Backend::Aws => tracing::info!(%addr, "berth is serving (aws backend)"),
+    }
     berth::http::serve(listener, app(state), shutdown())
         .await
         .map_err(|e| e.to_string())
@@ -148,7 +155,7 @@ async fn stack(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "berth stack is serving (API Gateway + Lambda emulation)");
+    tracing::info!(%addr, backend = ?cfg.backend, "berth stack is serving (API Gateway + Lambda emulation)");
     berth::lambda::stack::serve(listener, stack, shutdown())
         .await
         .map_err(|e| e.to_string())
