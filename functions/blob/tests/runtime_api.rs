@@ -5,11 +5,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use berth::lambda::apigw::Gateway;
-use berth::lambda::routes::RouteTable;
-use berth::lambda::runtime_api::{Outcome, RuntimeApi};
+use berth::lambda::runtime_api::RuntimeApi;
 use bytes::Bytes;
 use http::Request;
 
@@ -74,21 +71,7 @@ async fn call(
             .header("content-range", format!("0-{}", body.len() - 1));
     }
     let req = req.body(Bytes::from(body)).unwrap();
-    let route = RouteTable::builtin()
-        .unwrap()
-        .select(method, req.uri().path());
-    assert_eq!(route.function, "blob", "{method} {uri}");
-    let event = serde_json::to_vec(&Gateway::default().event(
-        &route,
-        &req,
-        "request-1",
-        Duration::from_secs(1_700_000_000),
-    ))
-    .unwrap();
-    match api.invoke(&event).await {
-        Outcome::Response(out) => serde_json::from_slice(&out).unwrap(),
-        other => panic!("{method} {uri}: {other:?}"),
-    }
+    api.invoke_http("blob", &req).await.unwrap()
 }
 
 #[tokio::test]

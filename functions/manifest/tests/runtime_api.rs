@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth::lambda::apigw::Gateway;
-use berth::lambda::routes::RouteTable;
-use berth::lambda::runtime_api::{Outcome, RuntimeApi};
+use berth::lambda::runtime_api::RuntimeApi;
 use bytes::Bytes;
 use http::Request;
 
@@ -58,30 +56,14 @@ impl Drop for Moto {
     }
 }
 
-fn event(method: &str, uri: &str) -> Vec<u8> {
+async fn call(api: &RuntimeApi, method: &str, uri: &str) -> serde_json::Value {
     let req = Request::builder()
         .method(method)
         .uri(uri)
         .header("host", "registry.test")
         .body(Bytes::new())
         .unwrap();
-    let route = RouteTable::builtin()
-        .unwrap()
-        .select(method, req.uri().path());
-    serde_json::to_vec(&Gateway::default().event(
-        &route,
-        &req,
-        "request-1",
-        Duration::from_secs(1_700_000_000),
-    ))
-    .unwrap()
-}
-
-async fn call(api: &RuntimeApi, method: &str, uri: &str) -> serde_json::Value {
-    match api.invoke(&event(method, uri)).await {
-        Outcome::Response(out) => serde_json::from_slice(&out).unwrap(),
-        other => panic!("{method} {uri}: {other:?}"),
-    }
+    api.invoke_http("manifest", &req).await.unwrap()
 }
 
 #[tokio::test]

@@ -145,6 +145,38 @@ impl RuntimeApi {
     pub async fn invoke(&self, payload: &[u8]) -> Outcome {
         self.invoke_within(payload, Duration::from_secs(30)).await
     }
+
+    /// Invokes the function with the API Gateway event of `req`, as
+    /// `infra/routes.json` routes it; fails unless the route leads to
+    /// `function` and the function answers with a response payload.
+    pub async fn invoke_http(
+        &self,
+        function: &str,
+        req: &http::Request<Bytes>,
+    ) -> Result<serde_json::Value, String> {
+        let what = format!("{} {}", req.method(), req.uri());
+        let table = super::routes::RouteTable::builtin().map_err(|e| e.to_string())?;
+        let route = table.select(req.method().as_str(), req.uri().path());
+        if route.function != function {
+            return Err(format!(
+                "{what} routes to {}, not {function}",
+                route.function
+            ));
+        }
+        let event = super::apigw::Gateway::default().event(
+            &route,
+            req,
+            "request-1",
+            Duration::from_secs(1_700_000_000),
+        );
+        let payload = serde_json::to_vec(&event).map_err(|e| e.to_string())?;
+        match self.invoke(&payload).await {
+            Outcome::Response(out) => {
+                serde_json::from_slice(&out).map_err(|e| format!("{what}: {e}"))
+            }
+            other => Err(format!("{what}: {other:?}")),
+        }
+    }
 }
 
 impl Drop for RuntimeApi {
