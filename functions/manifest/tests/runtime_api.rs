@@ -56,14 +56,25 @@ impl Drop for Moto {
     }
 }
 
-async fn call(api: &RuntimeApi, method: &str, uri: &str) -> serde_json::Value {
+/// Invokes the manifest binary with the event API Gateway would send to
+/// `route_function` (`manifest` and `blob` serve the same `/v2` router).
+async fn call_as(
+    api: &RuntimeApi,
+    route_function: &str,
+    method: &str,
+    uri: &str,
+) -> serde_json::Value {
     let req = Request::builder()
         .method(method)
         .uri(uri)
         .header("host", "registry.test")
         .body(Bytes::new())
         .unwrap();
-    api.invoke_http("manifest", &req).await.unwrap()
+    api.invoke_http(route_function, &req).await.unwrap()
+}
+
+async fn call(api: &RuntimeApi, method: &str, uri: &str) -> serde_json::Value {
+    call_as(api, "manifest", method, uri).await
 }
 
 #[tokio::test]
@@ -90,7 +101,7 @@ async fn serves_the_registry_api_from_dynamodb_and_s3() {
     );
 
     // A DynamoDB write: the session of a new upload.
-    let out = call(&api, "POST", "/v2/fn/app/blobs/uploads/").await;
+    let out = call_as(&api, "blob", "POST", "/v2/fn/app/blobs/uploads/").await;
     assert_eq!(out["statusCode"], 202, "{out}");
     assert!(
         out["headers"]["location"]
