@@ -1053,3 +1053,57 @@ async fn unknown_things_are_404_with_codes() {
         .await;
     assert_eq!(h.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_chunks_to_one_upload_never_mix_their_bytes() {
+    let app = std::sync::Arc::new(
+        TestApp::with(
+            RegistryOptions {
+                part_size: 4096,
+                ..Default::default()
+            },
+            None,
+        )
+        .await,
+    );
+    for round in 0..5u8 {
+        let path = start(&app, "race").await;
+        let a: Vec<u8> = vec![round.wrapping_mul(2); 20_000];
+        let b: Vec<u8> = vec![round.wrapping_mul(2) + 1; 20_000];
+        let send = |data: Vec<u8>| {
+            let (app, path) = (app.clone(), path.clone());
+            tokio::spawn(async move {
+                app.send(Method::PATCH, &path, &[("content-range", "0-19999")], data)
+                    .await
+                    .status
+            })
+        };
+        let (ra, rb) = (send(a.clone()), send(b.clone()));
+        let (sa, sb) = (ra.await.unwrap(), rb.await.unwrap());
+        // Exactly one chunk is accepted; the other is refused, not merged.
+        let winner = match (sa, sb) {
+            (StatusCode::ACCEPTED, s) if s != StatusCode::ACCEPTED => &a,
+            (s, StatusCode::ACCEPTED) if s != StatusCode::ACCEPTED => &b,
+            other => panic!("round {round}: {other:?}"),
+        };
+        let d = digest(winner);
+        let r = app
+            .send(
+                Method::PUT,
+                &format!("{path}?digest={d}"),
+                &[],
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "round {round}: {:?}",
+            r.text()
+        );
+        assert_eq!(
+            app.get(&format!("/v2/race/blobs/{d}")).await.body.as_ref(),
+            winner.as_slice()
+        );
+    }
+}

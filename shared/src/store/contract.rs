@@ -410,6 +410,36 @@ pub mod blob {
         assert_eq!(read_all(store.as_ref(), &k).await.unwrap(), want);
     }
 
+    /// Two writers of one part: completing with the loser's ETag must fail,
+    /// never assemble the other writer's bytes under the first one's name.
+    pub async fn completion_with_an_overwritten_part_fails(store: Arc<dyn BlobStore>) {
+        let k = key("race");
+        let id = store.create_multipart(&k).await.unwrap();
+        let first = store
+            .upload_part(&k, &id, 1, pattern(1000, 7))
+            .await
+            .unwrap();
+        let second = store
+            .upload_part(&k, &id, 1, pattern(1000, 8))
+            .await
+            .unwrap();
+        assert_ne!(first, second);
+        let stale = [CompletedPart {
+            number: 1,
+            etag: first,
+        }];
+        assert!(store.complete_multipart(&k, &id, &stale).await.is_err());
+        let current = [CompletedPart {
+            number: 1,
+            etag: second,
+        }];
+        store.complete_multipart(&k, &id, &current).await.unwrap();
+        assert_eq!(
+            read_all(store.as_ref(), &k).await.unwrap(),
+            pattern(1000, 8)
+        );
+    }
+
     pub async fn aborted_multipart_leaves_nothing(store: Arc<dyn BlobStore>) {
         let k = key("ab");
         let id = store.create_multipart(&k).await.unwrap();
@@ -508,7 +538,8 @@ macro_rules! blob_contract {
     ($make:expr) => {
         $crate::__contract_cases!($crate::store::contract::blob, $make;
             put_get_head_delete, ranged_get, multipart_joins_parts_in_order,
-            aborted_multipart_leaves_nothing, list_by_prefix, presigned_urls_are_short_lived_or_absent);
+            aborted_multipart_leaves_nothing, completion_with_an_overwritten_part_fails, list_by_prefix,
+            presigned_urls_are_short_lived_or_absent);
     };
 }
 

@@ -22,6 +22,12 @@ use super::blob::{BlobError, BlobStore, CompletedPart, ObjectBody};
 #[derive(Clone, Debug)]
 pub struct FsBlobStore {
     root: PathBuf,
+    /// Per-upload writer locks (held weakly: gone with their last user).
+    locks: std::sync::Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>,
+        >,
+    >,
 }
 
 fn valid_key(key: &str) -> Result<(), BlobError> {
@@ -45,6 +51,7 @@ impl FsBlobStore {
         }
         Ok(Self {
             root: root.to_owned(),
+            locks: Default::default(),
         })
     }
 
@@ -79,8 +86,9 @@ impl FsBlobStore {
         Ok(())
     }
 
-    /// Part end offsets, one decimal number a line.
-    async fn part_ends(dir: &Path) -> Result<Vec<u64>, BlobError> {
+    /// The parts written so far: where each ends, and its ETag; one
+    /// `<end> <etag>` a line.
+    async fn parts(dir: &Path) -> Result<Vec<(u64, String)>, BlobError> {
         let text = match tokio::fs::read_to_string(dir.join("parts")).await {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -88,12 +96,34 @@ impl FsBlobStore {
             }
             Err(e) => return Err(e.into()),
         };
+        let corrupt = || BlobError::Backend(format!("corrupt part index in {}", dir.display()));
         text.lines()
             .map(|l| {
-                l.parse::<u64>()
-                    .map_err(|e| BlobError::Backend(e.to_string()))
+                let (end, etag) = l.split_once(' ').ok_or_else(corrupt)?;
+                Ok((end.parse::<u64>().map_err(|_| corrupt())?, etag.to_owned()))
             })
             .collect()
+    }
+
+    /// One writer at a time per multipart upload: concurrent requests for
+    /// the same part would otherwise interleave their bytes.
+    async fn lock_upload(&self, upload_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self
+                .locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            locks.retain(|_, l| l.strong_count() > 0);
+            match locks.get(upload_id).and_then(std::sync::Weak::upgrade) {
+                Some(l) => l,
+                None => {
+                    let l = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+                    locks.insert(upload_id.to_owned(), std::sync::Arc::downgrade(&l));
+                    l
+                }
+            }
+        };
+        lock.lock_owned().await
     }
 }
 
@@ -193,15 +223,16 @@ impl BlobStore for FsBlobStore {
         data: Bytes,
     ) -> Result<String, BlobError> {
         let dir = self.upload_dir(upload_id)?;
-        let mut ends = Self::part_ends(&dir).await?;
+        let _writer = self.lock_upload(upload_id).await;
+        let mut parts = Self::parts(&dir).await?;
         let n = number as usize;
-        if n == 0 || n > ends.len() + 1 {
+        if n == 0 || n > parts.len() + 1 {
             return Err(BlobError::Backend(format!(
                 "part {number} of {key} is out of order"
             )));
         }
-        ends.truncate(n - 1);
-        let start = ends.last().copied().unwrap_or(0);
+        parts.truncate(n - 1);
+        let start = parts.last().map_or(0, |(end, _)| *end);
         let mut f = tokio::fs::OpenOptions::new()
             .write(true)
             .open(dir.join("data"))
@@ -210,10 +241,16 @@ impl BlobStore for FsBlobStore {
         f.seek(SeekFrom::Start(start)).await?;
         f.write_all(&data).await?;
         f.flush().await?;
-        ends.push(start + data.len() as u64);
-        let index: String = ends.iter().map(|e| format!("{e}\n")).collect();
+        // A fresh ETag per write, as S3's differs per content: completing
+        // with the ETag of a part since overwritten fails.
+        let etag = format!("\"{number}-{}\"", uuid::Uuid::new_v4().simple());
+        parts.push((start + data.len() as u64, etag.clone()));
+        let index: String = parts
+            .iter()
+            .map(|(end, etag)| format!("{end} {etag}\n"))
+            .collect();
         tokio::fs::write(dir.join("parts"), index).await?;
-        Ok(format!("{number}-{}", data.len()))
+        Ok(etag)
     }
 
     async fn complete_multipart(
@@ -223,12 +260,15 @@ impl BlobStore for FsBlobStore {
         parts: &[CompletedPart],
     ) -> Result<(), BlobError> {
         let dir = self.upload_dir(upload_id)?;
-        let ends = Self::part_ends(&dir).await?;
-        let in_order = parts
-            .iter()
-            .enumerate()
-            .all(|(i, p)| p.number as usize == i + 1);
-        if parts.is_empty() || !in_order || parts.len() != ends.len() {
+        let _writer = self.lock_upload(upload_id).await;
+        let written = Self::parts(&dir).await?;
+        let matches = parts.len() == written.len()
+            && parts
+                .iter()
+                .zip(&written)
+                .enumerate()
+                .all(|(i, (p, (_, etag)))| p.number as usize == i + 1 && &p.etag == etag);
+        if parts.is_empty() || !matches {
             return Err(BlobError::Backend(format!(
                 "parts of {key} do not match the upload"
             )));
