@@ -145,6 +145,9 @@ impl From<RegistryError> for ApiError {
                 (StatusCode::RANGE_NOT_SATISFIABLE, OciCode::RangeInvalid)
             }
             E::Blob(BlobError::NoSuchUpload) => (StatusCode::NOT_FOUND, OciCode::BlobUploadUnknown),
+            E::Blob(BlobError::PartsMismatch) => {
+                (StatusCode::BAD_REQUEST, OciCode::BlobUploadInvalid)
+            }
             E::Kv(KvError::InvalidTransaction | KvError::ConditionFailed { .. })
             | E::Kv(KvError::Backend(_))
             | E::Blob(BlobError::Backend(_)) => {

@@ -93,9 +93,13 @@ pub fn blob_object(upload_id: &str) -> String {
     format!("blobs/{shard}/{upload_id}")
 }
 
-/// Object key of bytes staged between two chunks of an upload.
-pub fn staged_object(upload_id: &str, generation: i64) -> String {
-    format!("uploads/{upload_id}/staged-{generation}")
+/// Object key of bytes staged between two chunks of an upload: unique per
+/// request, so concurrent chunks never overwrite what a session points at.
+pub fn staged_object(upload_id: &str) -> String {
+    format!(
+        "uploads/{upload_id}/staged-{}",
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// Object key of a manifest too large to keep inline.

@@ -119,7 +119,7 @@ impl Registry {
             if tail.len() as u64 >= self.blobs.min_part_size() {
                 self.write_part(&mut l.s, tail.freeze()).await?;
             } else {
-                let key = keys::staged_object(&l.id, l.version + 1);
+                let key = keys::staged_object(&l.id);
                 self.blobs.put(&key, tail.freeze()).await?;
                 l.s.staged = Some(key);
             }

@@ -36,6 +36,10 @@ pub enum BlobError {
     InvalidRange,
     #[error("multipart upload not found")]
     NoSuchUpload,
+    /// Completion named parts that are not the ones stored (a part was
+    /// rewritten by a concurrent request).
+    #[error("the parts named do not match the parts uploaded")]
+    PartsMismatch,
     #[error("blob store: {0}")]
     Backend(String),
 }

@@ -428,7 +428,10 @@ pub mod blob {
             number: 1,
             etag: first,
         }];
-        assert!(store.complete_multipart(&k, &id, &stale).await.is_err());
+        assert_eq!(
+            store.complete_multipart(&k, &id, &stale).await,
+            Err(BlobError::PartsMismatch)
+        );
         let current = [CompletedPart {
             number: 1,
             etag: second,

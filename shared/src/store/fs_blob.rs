@@ -269,9 +269,7 @@ impl BlobStore for FsBlobStore {
                 .enumerate()
                 .all(|(i, (p, (_, etag)))| p.number as usize == i + 1 && &p.etag == etag);
         if parts.is_empty() || !matches {
-            return Err(BlobError::Backend(format!(
-                "parts of {key} do not match the upload"
-            )));
+            return Err(BlobError::PartsMismatch);
         }
         let data = dir.join("data");
         tokio::fs::File::open(&data).await?.sync_all().await?;

@@ -31,6 +31,7 @@ fn backend<E: ProvideErrorMetadata + std::error::Error + 'static>(e: E) -> BlobE
     match e.code() {
         Some("NoSuchKey" | "NotFound") => BlobError::NotFound,
         Some("NoSuchUpload") => BlobError::NoSuchUpload,
+        Some("InvalidPart" | "InvalidPartOrder") => BlobError::PartsMismatch,
         Some("InvalidRange") => BlobError::InvalidRange,
         Some(code) => BlobError::Backend(format!("S3 {code}: {}", e.message().unwrap_or(""))),
         None => BlobError::Backend(format!(
