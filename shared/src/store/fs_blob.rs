@@ -3,9 +3,12 @@
 //! Every object is a file under `root/objects/`; writes go to a temporary
 //! file that is renamed into place, so a reader never sees half an object.
 //! A multipart upload appends its parts, in order, to one file under
-//! `root/multipart/<id>/`, with a small index of where each part ends, so
-//! completing it is a rename, not a copy. Re-uploading part `n` truncates
-//! back to the end of part `n - 1` first, which makes a retried request safe.
+//! `root/multipart/<id>/`, with a small index of where each part ends and
+//! its ETag, so completing it is a rename, not a copy. Re-uploading part `n`
+//! truncates back to the end of part `n - 1` first, which makes a retried
+//! request safe; every write gets a fresh ETag and writers of one upload
+//! take turns, so (as on S3) completing with a part's stale ETag fails
+//! instead of assembling another writer's bytes.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
