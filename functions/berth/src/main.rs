@@ -99,7 +99,8 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-async fn serve(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
+/// The registry over the configured backend, with the request settings.
+async fn app_state(cfg: &ServeConfig, uploads: UploadRouting) -> Result<Arc<AppState>, String> {
     let registry = match cfg.backend {
         Backend::Local => {
             let (kv, blobs) = berth::store::open_local(&cfg.data_dir).await?;
@@ -107,15 +108,26 @@ async fn serve(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
         }
         Backend::Aws => berth::store::aws::registry_from_env().await?,
     };
-    let state = Arc::new(AppState {
+    Ok(Arc::new(AppState {
         registry,
         public_url: cfg.public_url.clone(),
         uploads,
-    });
+    }))
+}
+
+async fn bind(
+    cfg: &ServeConfig,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), String> {
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    Ok((listener, addr))
+}
+
+async fn serve(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
+    let state = app_state(&cfg, uploads).await?;
+    let (listener, addr) = bind(&cfg).await?;
     match cfg.backend {
         Backend::Local => {
             tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "berth is serving")
@@ -131,18 +143,7 @@ async fn serve(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
 async fn stack(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
     use berth::lambda::apigw::GatewayConfig;
     use berth::lambda::stack::Stack;
-    let registry = match cfg.backend {
-        Backend::Local => {
-            let (kv, blobs) = berth::store::open_local(&cfg.data_dir).await?;
-            Registry::new(kv, blobs, RegistryOptions::default())
-        }
-        Backend::Aws => berth::store::aws::registry_from_env().await?,
-    };
-    let state = Arc::new(AppState {
-        registry,
-        public_url: cfg.public_url.clone(),
-        uploads,
-    });
+    let state = app_state(&cfg, uploads).await?;
     // Clients reach the stack over plain HTTP, so that is what the
     // functions are told (API Gateway itself would say https/443).
     let gateway = GatewayConfig {
@@ -151,10 +152,7 @@ async fn stack(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
         ..GatewayConfig::default()
     };
     let stack = Stack::registry(state, gateway).map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(cfg.addr)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (listener, addr) = bind(&cfg).await?;
     tracing::info!(%addr, backend = ?cfg.backend, "berth stack is serving (API Gateway + Lambda emulation)");
     berth::lambda::stack::serve(listener, stack, shutdown())
         .await
