@@ -68,7 +68,30 @@ impl Request {
         self
     }
 
+    /// Sends the request; panics (with curl's output) if curl fails.
     pub fn send(self) -> Response {
+        match self.exchange() {
+            Ok((response, None)) => response,
+            Ok((_, Some(failure))) | Err(failure) => panic!("{failure}"),
+        }
+    }
+
+    /// Sends the request; `Err` (with curl's output) if no response came,
+    /// e.g. the connection was refused or timed out, so a caller can record
+    /// the failure and go on. A response whose body ends before its
+    /// `Content-Length` (curl exit 18) is still a response, as it is for a
+    /// client that never reads the body (the body is what arrived).
+    pub fn try_send(self) -> Result<Response, String> {
+        match self.exchange()? {
+            (response, None) => Ok(response),
+            (response, Some(_)) if response.body_cut_short => Ok(response),
+            (_, Some(failure)) => Err(failure),
+        }
+    }
+
+    /// The response, and curl's failure if it exited non-zero; `Err` if
+    /// curl printed no status code.
+    fn exchange(self) -> Result<(Response, Option<String>), String> {
         let dir = crate::tempdir("berth-e2e-curl.");
         let head_file = dir.path().join("headers");
         let body_file = dir.path().join("body");
@@ -111,20 +134,24 @@ impl Request {
         }
         cmd = cmd.arg(&self.url);
         let command = cmd.display();
-        let out = cmd.ok();
+        let out = cmd.run();
+        let failure = (!out.status.success()).then(|| format!("command failed:\n{out}"));
         let status: u16 = out
             .stdout_str()
             .trim()
             .parse()
-            .unwrap_or_else(|e| panic!("curl printed no status code ({e}):\n{out}"));
+            .map_err(|e| format!("curl printed no status code ({e}):\n{out}"))?;
         let head_text = std::fs::read_to_string(&head_file).unwrap_or_default();
         let body = std::fs::read(&body_file).unwrap_or_default();
-        Response {
+        let response = Response {
             command,
             status,
             headers: parse_last_header_block(&head_text),
             body,
-        }
+            // curl: "(18) Partial file", a body shorter than announced.
+            body_cut_short: status != 0 && out.status.code() == Some(18),
+        };
+        Ok((response, failure))
     }
 }
 
@@ -149,6 +176,9 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The body ended before its `Content-Length` (only [`Request::try_send`]
+    /// returns such a response).
+    pub body_cut_short: bool,
 }
 
 impl Response {
@@ -158,6 +188,15 @@ impl Response {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header (case-insensitive name), in order.
+    pub fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn body_str(&self) -> String {
