@@ -154,7 +154,11 @@ fn blob_apis() {
 fn data_types() {
     run_workflow("data_types", |rep, cx| {
         // In the runner these follow the blob API tests, which leave every
-        // upload API tried for both digest algorithms.
+        // upload API tried for both digest algorithms, and their verdicts:
+        // an API that failed once (for sha512, say) is no longer preferred,
+        // so each later push may try it first and fail again. Here, on a
+        // registry of their own, the verdicts start empty: the same checks
+        // run, a failing API is repeated less often.
         cx.apis.borrow_mut().mark_all_tried();
         runner_data_types(rep, cx);
         runner_manifest_errors(rep, cx);
@@ -2858,7 +2862,13 @@ fn runner_blob_apis(rep: &mut Report, cx: &Cx<'_>, algo: Algo) {
         }
         cx.test_delete_blob(rep, REPO1, &ranged.digest);
     } else {
-        rep.skip("range requests", "the blob to read could not be pushed");
+        // The runner counts this as a failure of its own.
+        rep.check("range requests", || -> Result<(), Miss> {
+            Err(Miss::Fail(format!(
+                "cannot run: no upload API could push the {} blob to read (see above)",
+                algo.name()
+            )))
+        });
     }
 
     for (name, bytes) in [("empty", &b""[..]), ("emptyJSON", &b"{}"[..])] {
