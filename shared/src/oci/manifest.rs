@@ -9,7 +9,7 @@
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
 use serde::Deserialize;
 
-use super::digest::Digest;
+use super::digest::{Algorithm, Digest};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -75,6 +75,18 @@ pub enum ManifestError {
     SchemaVersion,
     #[error("manifest is not valid JSON for {kind}: {reason}")]
     Invalid { kind: &'static str, reason: String },
+    #[error("digest {0} uses an unsupported algorithm; use sha256 or sha512")]
+    UnsupportedDigest(String),
+    #[error("descriptors of {0} disagree on its size")]
+    SizeConflict(String),
+}
+
+/// A blob or manifest a manifest references, with the size its
+/// descriptor claims (clients trust that size, so the push checks it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referenced {
+    pub digest: Digest,
+    pub size: u64,
 }
 
 /// What a valid manifest references and says about itself.
@@ -82,10 +94,10 @@ pub enum ManifestError {
 pub struct ParsedManifest {
     pub kind: ManifestKind,
     /// Blobs that must exist in the repository (config and layers, minus
-    /// foreign layers that carry `urls`).
-    pub blobs: Vec<Digest>,
+    /// foreign layers that carry `urls`), each once.
+    pub blobs: Vec<Referenced>,
     /// Child manifests of an index that must exist in the repository.
-    pub children: Vec<Digest>,
+    pub children: Vec<Referenced>,
     pub subject: Option<Digest>,
     /// For the referrers API: `artifactType`, else the config media type.
     pub artifact_type: Option<String>,
@@ -195,12 +207,13 @@ fn annotations(
 
 fn parse_image(kind: ManifestKind, bytes: &[u8]) -> Result<ParsedManifest, ManifestError> {
     let m: ImageManifest = serde_json::from_slice(bytes).map_err(invalid(kind))?;
+    let all = std::iter::once(m.config())
+        .chain(m.layers())
+        .chain(m.subject().as_ref());
+    check_algorithms(all)?;
     let foreign = |d: &&Descriptor| d.urls().as_ref().is_some_and(|u| !u.is_empty());
-    let mut blobs: Vec<Digest> = std::iter::once(m.config())
-        .chain(m.layers().iter().filter(|d| !foreign(d)))
-        .map(|d| d.digest().clone())
-        .collect();
-    dedup(&mut blobs);
+    let blobs =
+        referenced(std::iter::once(m.config()).chain(m.layers().iter().filter(|d| !foreign(d))))?;
     let artifact_type = m
         .artifact_type()
         .as_ref()
@@ -218,8 +231,8 @@ fn parse_image(kind: ManifestKind, bytes: &[u8]) -> Result<ParsedManifest, Manif
 
 fn parse_index(kind: ManifestKind, bytes: &[u8]) -> Result<ParsedManifest, ManifestError> {
     let m: ImageIndex = serde_json::from_slice(bytes).map_err(invalid(kind))?;
-    let mut children: Vec<Digest> = m.manifests().iter().map(|d| d.digest().clone()).collect();
-    dedup(&mut children);
+    check_algorithms(m.manifests().iter().chain(m.subject().as_ref()))?;
+    let children = referenced(m.manifests().iter())?;
     Ok(ParsedManifest {
         kind,
         blobs: Vec::new(),
@@ -230,9 +243,36 @@ fn parse_index(kind: ManifestKind, bytes: &[u8]) -> Result<ParsedManifest, Manif
     })
 }
 
-fn dedup(v: &mut Vec<Digest>) {
-    let mut seen = std::collections::HashSet::new();
-    v.retain(|d| seen.insert(d.to_string()));
+/// Refuses digests Berth cannot verify (and whose length is unbounded).
+fn check_algorithms<'a>(
+    descriptors: impl Iterator<Item = &'a Descriptor>,
+) -> Result<(), ManifestError> {
+    for d in descriptors {
+        if Algorithm::of(d.digest()).is_none() {
+            return Err(ManifestError::UnsupportedDigest(d.digest().to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Each referenced digest once; two descriptors of one digest must agree
+/// on its size.
+fn referenced<'a>(
+    descriptors: impl Iterator<Item = &'a Descriptor>,
+) -> Result<Vec<Referenced>, ManifestError> {
+    let mut sizes = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for d in descriptors {
+        match sizes.insert(d.digest().to_string(), d.size()) {
+            None => out.push(Referenced {
+                digest: d.digest().clone(),
+                size: d.size(),
+            }),
+            Some(s) if s == d.size() => {}
+            Some(_) => return Err(ManifestError::SizeConflict(d.digest().to_string())),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -264,7 +304,10 @@ mod tests {
             parse_manifest(Some(OCI_MANIFEST), image(Some(OCI_MANIFEST), "").as_bytes()).unwrap();
         assert_eq!(p.kind, ManifestKind::OciImage);
         assert_eq!(
-            p.blobs.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            p.blobs
+                .iter()
+                .map(|x| x.digest.to_string())
+                .collect::<Vec<_>>(),
             [d('a'), d('b')]
         );
         assert_eq!(

@@ -9,6 +9,6 @@ pub mod digest;
 pub mod manifest;
 pub mod name;
 
-pub use digest::{Digest, Sha256State, sha256_digest};
-pub use manifest::{ManifestKind, ParsedManifest};
+pub use digest::{Algorithm, Digest, HashState, sha256_digest};
+pub use manifest::{ManifestKind, ParsedManifest, Referenced};
 pub use name::{Reference, RepoName, Tag};
