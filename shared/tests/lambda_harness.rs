@@ -392,7 +392,10 @@ async fn head_get_and_redirect_headers_survive() {
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED);
-        assert_eq!(r.header("location"), format!("/v2/a/b/manifests/{md}"));
+        assert_eq!(
+            r.header("location"),
+            format!("http://registry.test/v2/a/b/manifests/{md}")
+        );
     }
 
     let r = h

@@ -94,7 +94,10 @@ async fn post_then_put_with_body() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    assert_eq!(r.header("location"), format!("/v2/r/blobs/{d}"));
+    assert_eq!(
+        r.header("location"),
+        format!("http://localhost/v2/r/blobs/{d}")
+    );
     assert_eq!(
         app.get(&format!("/v2/r/blobs/{d}")).await.body.as_ref(),
         b"put body"
@@ -387,7 +390,10 @@ async fn cross_repository_mount() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    assert_eq!(r.header("location"), format!("/v2/dst/blobs/{d}"));
+    assert_eq!(
+        r.header("location"),
+        format!("http://localhost/v2/dst/blobs/{d}")
+    );
     assert_eq!(
         app.get(&format!("/v2/dst/blobs/{d}")).await.body.as_ref(),
         b"shared layer"

@@ -88,14 +88,22 @@ struct Entry<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(status = %self.status, message = %self.message, "request failed");
-        }
+        // A server fault's own message may name paths, keys or backend
+        // errors: it goes to the log, the client gets the request id.
+        let generic;
+        let (message, detail) = if self.status.is_server_error() {
+            let id = super::request_id().unwrap_or_else(|| "-".to_owned());
+            tracing::error!(status = %self.status, request_id = %id, message = %self.message, "request failed");
+            generic = format!("internal server error (request id {id})");
+            (generic.as_str(), None)
+        } else {
+            (self.message.as_str(), self.detail.as_ref())
+        };
         let body = Body {
             errors: [Entry {
                 code: self.code,
-                message: &self.message,
-                detail: self.detail.as_ref(),
+                message,
+                detail,
             }],
         };
         let mut resp = (self.status, Json(body)).into_response();
@@ -122,7 +130,9 @@ impl From<RegistryError> for ApiError {
         let message = e.to_string();
         let (status, code) = match &e {
             E::BlobUnknown(_) => (StatusCode::NOT_FOUND, OciCode::BlobUnknown),
-            E::UploadUnknown => (StatusCode::NOT_FOUND, OciCode::BlobUploadUnknown),
+            E::UploadUnknown | E::UploadGone(_) => {
+                (StatusCode::NOT_FOUND, OciCode::BlobUploadUnknown)
+            }
             E::UploadInvalid(_) | E::Body(_) => {
                 (StatusCode::BAD_REQUEST, OciCode::BlobUploadInvalid)
             }
@@ -132,14 +142,21 @@ impl From<RegistryError> for ApiError {
             ),
             E::DigestInvalid(_) => (StatusCode::BAD_REQUEST, OciCode::DigestInvalid),
             E::ManifestBlobUnknown(_) => (StatusCode::BAD_REQUEST, OciCode::ManifestBlobUnknown),
-            E::ManifestInvalid(_) => (StatusCode::BAD_REQUEST, OciCode::ManifestInvalid),
+            E::ManifestInvalid(_) | E::DescriptorMismatch(_) => {
+                (StatusCode::BAD_REQUEST, OciCode::ManifestInvalid)
+            }
             E::ManifestUnknown | E::ManifestNotAcceptable(_) => {
                 (StatusCode::NOT_FOUND, OciCode::ManifestUnknown)
             }
             E::NameUnknown => (StatusCode::NOT_FOUND, OciCode::NameUnknown),
             E::ManifestTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, OciCode::SizeInvalid),
             E::SizeInvalid(_) => (StatusCode::BAD_REQUEST, OciCode::SizeInvalid),
-            E::Unsupported(_) => (StatusCode::BAD_REQUEST, OciCode::Unsupported),
+            E::Unsupported(_) | E::BadParameter(_) => {
+                (StatusCode::BAD_REQUEST, OciCode::Unsupported)
+            }
+            E::Busy | E::Kv(KvError::Conflict) => {
+                (StatusCode::TOO_MANY_REQUESTS, OciCode::TooManyRequests)
+            }
             E::Blob(BlobError::NotFound) => (StatusCode::NOT_FOUND, OciCode::BlobUnknown),
             E::Blob(BlobError::InvalidRange) => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, OciCode::RangeInvalid)
@@ -164,6 +181,10 @@ impl From<RegistryError> for ApiError {
                 if let Ok(v) = HeaderValue::from_str(&format!("0-{end}")) {
                     err.headers.push((header::RANGE, v));
                 }
+            }
+            E::Busy | E::Kv(KvError::Conflict) => {
+                err.headers
+                    .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             _ => {}
         }

@@ -15,13 +15,13 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 
 pub use error::{ApiError, OciCode};
-pub use route::{V2Route, parse_v2_path};
+pub use route::{Mount, V2Route, parse_v2_path};
 
 use crate::registry::Registry;
 
@@ -49,7 +49,7 @@ pub struct UploadRouting {
     /// Base URL of the upload gateway; `None` keeps uploads on this API.
     pub gateway_url: Option<String>,
     /// Signs and checks the `_state` token of upload `Location`s.
-    pub signer: Option<crate::auth::UploadSigner>,
+    pub key: Option<crate::auth::UploadKey>,
     /// This process is the upload gateway: it serves only upload sessions,
     /// and only with a valid token.
     pub is_gateway: bool,
@@ -60,43 +60,27 @@ pub const UPLOAD_TOKEN_TTL_SECS: i64 = 3600;
 
 impl UploadRouting {
     /// Checks and assembles the upload settings: a gateway (either side)
-    /// needs a key of at least 32 characters.
+    /// needs a key.
     pub fn configure(
         gateway_url: Option<String>,
-        secret: Option<&str>,
+        key: Option<crate::auth::UploadKey>,
         is_gateway: bool,
     ) -> Result<Self, String> {
         let gateway_url = gateway_url.filter(|u| !u.is_empty());
-        let secret = secret.filter(|k| !k.is_empty());
-        if (is_gateway || gateway_url.is_some()) && secret.is_none() {
-            return Err("an upload gateway needs BERTH_UPLOAD_SECRET".to_owned());
-        }
-        if secret.is_some_and(|k| k.len() < 32) {
-            return Err("BERTH_UPLOAD_SECRET must be at least 32 characters".to_owned());
+        if (is_gateway || gateway_url.is_some()) && key.is_none() {
+            return Err(
+                "an upload gateway needs BERTH_UPLOAD_SECRET or BERTH_UPLOAD_SECRET_ARN".to_owned(),
+            );
         }
         let gateway_url = gateway_url
             .map(|u| crate::config::parse_public_url(&u))
             .transpose()
             .map_err(|e| e.to_string())?;
-        let signer =
-            secret.map(|k| crate::auth::UploadSigner::new(k.as_bytes(), UPLOAD_TOKEN_TTL_SECS));
         Ok(Self {
             gateway_url,
-            signer,
+            key,
             is_gateway,
         })
-    }
-
-    /// From `BERTH_UPLOAD_GATEWAY_URL`, `BERTH_UPLOAD_SECRET` and
-    /// `BERTH_UPLOAD_GATEWAY` (`true` on the gateway itself).
-    pub fn from_env() -> Result<Self, String> {
-        let var = |n: &str| std::env::var(n).ok();
-        let is_gateway = var("BERTH_UPLOAD_GATEWAY").is_some_and(|v| v == "true" || v == "1");
-        Self::configure(
-            var("BERTH_UPLOAD_GATEWAY_URL"),
-            var("BERTH_UPLOAD_SECRET").as_deref(),
-            is_gateway,
-        )
     }
 }
 
@@ -140,17 +124,31 @@ pub fn app(state: Arc<AppState>) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::new(
-        axum::http::StatusCode::NOT_FOUND,
+        StatusCode::NOT_FOUND,
         OciCode::Unsupported,
         "no such endpoint",
     )
 }
 
 async fn parse_route(mut req: Request, next: Next) -> Response {
-    match parse_v2_path(req.uri().path()) {
+    let parsed = parse_v2_path(req.uri().path()).and_then(|r| r.with_query(req.uri().query()));
+    match parsed {
         Ok(route) => {
             req.extensions_mut().insert(route);
             next.run(req).await
+        }
+        // A reference that cannot name a manifest names none: reading it
+        // is a 404, as the conformance suite and Distribution have it;
+        // writing it stays 400 TAG_INVALID.
+        Err(route::RouteError::Reference(_))
+            if matches!(*req.method(), Method::GET | Method::HEAD | Method::DELETE) =>
+        {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                OciCode::ManifestUnknown,
+                "manifest unknown to registry",
+            )
+            .into_response()
         }
         Err(e) => ApiError::from(e).into_response(),
     }
@@ -164,13 +162,27 @@ async fn api_version_header(mut resp: Response) -> Response {
     resp
 }
 
-/// Logs method, path, status and latency. Never headers or query strings:
-/// they may carry credentials or signatures.
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being served (set by [`log_request`]).
+pub fn request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Logs method, path, status and latency, under a request id that the
+/// response carries (`X-Request-Id`) and server-fault bodies quote. Never
+/// headers or query strings: they may carry credentials or signatures.
 pub async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = Instant::now();
-    let resp = next.run(req).await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
     let status = resp.status().as_u16();
     let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1000.0;
     let len = resp
@@ -180,9 +192,9 @@ pub async fn log_request(req: Request, next: Next) -> Response {
         .unwrap_or("-")
         .to_owned();
     if status >= 500 {
-        tracing::warn!(%method, %path, status, ms, len, "request");
+        tracing::warn!(%method, %path, status, ms, len, request_id = %id, "request");
     } else {
-        tracing::info!(%method, %path, status, ms, len, "request");
+        tracing::info!(%method, %path, status, ms, len, request_id = %id, "request");
     }
     resp
 }

@@ -24,6 +24,9 @@ pub enum V2Route {
     },
     UploadStart {
         name: RepoName,
+        /// `?mount=<digest>[&from=<name>]`: link an existing blob instead of
+        /// uploading it (read from the query by [`V2Route::with_query`]).
+        mount: Option<Mount>,
     },
     Upload {
         name: RepoName,
@@ -38,14 +41,49 @@ pub enum V2Route {
     },
 }
 
+/// A cross-repository mount request (`POST /blobs/uploads/?mount=…`).
+///
+/// The source is part of the route because it is what an authorization
+/// layer must check: mounting reads a blob through `from`, so the caller
+/// needs pull access there as well as push access to the target. Without
+/// `from` the registry would look for the blob anywhere it holds it, which
+/// only a caller who may read every repository should get; an
+/// authorization layer turns that into a plain upload for everyone else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub digest: Digest,
+    pub from: Option<RepoName>,
+}
+
 impl V2Route {
+    /// Completes the route with what its query string says (the mount
+    /// source of an upload start); other routes are returned unchanged.
+    pub fn with_query(self, query: Option<&str>) -> Result<Self, RouteError> {
+        let V2Route::UploadStart { name, .. } = self else {
+            return Ok(self);
+        };
+        let mut mount = None;
+        let mut from = None;
+        for pair in query.unwrap_or("").split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+            match k {
+                "mount" => mount = Some(digest(&v)?),
+                "from" => from = Some(v.parse::<RepoName>().map_err(RouteError::Name)?),
+                _ => {}
+            }
+        }
+        let mount = mount.map(|digest| Mount { digest, from });
+        Ok(V2Route::UploadStart { name, mount })
+    }
+
     /// The repository the route touches, if any.
     pub fn repository(&self) -> Option<&RepoName> {
         match self {
             V2Route::Base | V2Route::Catalog => None,
             V2Route::Manifest { name, .. }
             | V2Route::Blob { name, .. }
-            | V2Route::UploadStart { name }
+            | V2Route::UploadStart { name, .. }
             | V2Route::Upload { name, .. }
             | V2Route::Tags { name }
             | V2Route::Referrers { name, .. } => Some(name),
@@ -90,7 +128,7 @@ pub fn parse_v2_path(path: &str) -> Result<V2Route, RouteError> {
     if n >= 4 && s[n - 3] == "blobs" && s[n - 2] == "uploads" {
         let name = name(&s[..n - 3])?;
         return Ok(match s[n - 1] {
-            "" => V2Route::UploadStart { name },
+            "" => V2Route::UploadStart { name, mount: None },
             id => V2Route::Upload {
                 name,
                 id: id.to_owned(),
@@ -105,6 +143,7 @@ pub fn parse_v2_path(path: &str) -> Result<V2Route, RouteError> {
         }
         (Some(prefix), Some("blobs"), "uploads") => Ok(V2Route::UploadStart {
             name: name(prefix)?,
+            mount: None,
         }),
         (Some(prefix), Some("blobs"), d) => Ok(V2Route::Blob {
             name: name(prefix)?,
@@ -160,11 +199,17 @@ mod tests {
         );
         assert_eq!(
             parse_v2_path("/v2/a/blobs/uploads/"),
-            Ok(V2Route::UploadStart { name: n("a") })
+            Ok(V2Route::UploadStart {
+                name: n("a"),
+                mount: None
+            })
         );
         assert_eq!(
             parse_v2_path("/v2/a/blobs/uploads"),
-            Ok(V2Route::UploadStart { name: n("a") })
+            Ok(V2Route::UploadStart {
+                name: n("a"),
+                mount: None
+            })
         );
         assert_eq!(
             parse_v2_path("/v2/a/b/blobs/uploads/0123abcd"),
@@ -201,6 +246,42 @@ mod tests {
                 name: n("tags/uploads")
             })
         );
+    }
+
+    #[test]
+    fn mounts_carry_their_source() {
+        let start = || parse_v2_path("/v2/a/blobs/uploads/").unwrap();
+        assert_eq!(
+            start().with_query(Some(&format!("mount={D}&from=b%2Fc"))),
+            Ok(V2Route::UploadStart {
+                name: n("a"),
+                mount: Some(Mount {
+                    digest: D.parse().unwrap(),
+                    from: Some(n("b/c"))
+                })
+            })
+        );
+        assert_eq!(
+            start().with_query(Some(&format!("mount={D}"))),
+            Ok(V2Route::UploadStart {
+                name: n("a"),
+                mount: Some(Mount {
+                    digest: D.parse().unwrap(),
+                    from: None
+                })
+            })
+        );
+        assert_eq!(start().with_query(Some("from=b")), Ok(start()));
+        assert!(matches!(
+            start().with_query(Some("mount=sha256:zz")),
+            Err(RouteError::Digest(_))
+        ));
+        assert!(matches!(
+            start().with_query(Some(&format!("mount={D}&from=B"))),
+            Err(RouteError::Name(_))
+        ));
+        let blob = parse_v2_path(&format!("/v2/a/blobs/{D}")).unwrap();
+        assert_eq!(blob.clone().with_query(Some("mount=x")), Ok(blob));
     }
 
     #[test]
@@ -245,8 +326,10 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_text_never_panics(path in "\\PC{0,200}") {
-            let _ = parse_v2_path(&path);
+        fn arbitrary_text_never_panics(path in "\\PC{0,200}", query in "\\PC{0,100}") {
+            if let Ok(r) = parse_v2_path(&path) {
+                let _ = r.with_query(Some(&query));
+            }
         }
     }
 }

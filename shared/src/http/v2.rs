@@ -42,7 +42,7 @@ async fn handle(state: &AppState, route: &V2Route, req: Request) -> HandlerResul
     let (req, body) = req.into_parts();
     let method = req.method.clone();
     if state.uploads.is_gateway {
-        gateway_guard(state, route, &req)?;
+        gateway_guard(state, route, &req).await?;
     }
     match (route, &method) {
         (V2Route::Base, &Method::GET | &Method::HEAD) => Ok(base()),
@@ -69,18 +69,12 @@ async fn handle(state: &AppState, route: &V2Route, req: Request) -> HandlerResul
             .await
             .map_err(ApiError::from)
             .map(|()| accepted()),
-        (V2Route::UploadStart { name }, &Method::POST) => {
-            start_upload(state, name, &req, body).await
+        (V2Route::UploadStart { name, mount }, &Method::POST) => {
+            start_upload(state, name, mount.as_ref(), &req, body).await
         }
         (V2Route::Upload { name, id }, &Method::GET) => {
             let status = state.registry.upload_status(name, id).await?;
-            Ok(upload_response(
-                state,
-                name,
-                &status,
-                StatusCode::NO_CONTENT,
-                &req,
-            ))
+            upload_response(state, name, &status, StatusCode::NO_CONTENT, &req).await
         }
         (V2Route::Upload { name, id }, &Method::PATCH) => {
             patch_upload(state, name, id, &req, body).await
@@ -138,11 +132,29 @@ fn serde_urlencoded_lite(q: &str) -> Option<HashMap<String, String>> {
     Some(out)
 }
 
-/// The scheme and host clients use to reach us.
-fn base_url(state: &AppState, req: &Parts) -> String {
-    if let Some(u) = &state.public_url {
-        return u.clone();
+/// The registry's URL as clients use it: the configured public URL, else
+/// the scheme and host of the request. On the upload gateway the public
+/// URL is the registry's (required there), so a finished blob's
+/// `Location` sends clients back to the registry.
+fn registry_base(state: &AppState, req: &Parts) -> String {
+    match &state.public_url {
+        Some(u) => u.clone(),
+        None => request_base(req),
     }
+}
+
+/// Where upload sessions continue: the upload gateway if there is one,
+/// else this registry.
+fn upload_base(state: &AppState, req: &Parts) -> String {
+    match (&state.uploads.gateway_url, state.uploads.is_gateway) {
+        (Some(gateway), _) => gateway.clone(),
+        (None, true) => request_base(req),
+        (None, false) => registry_base(state, req),
+    }
+}
+
+/// The scheme and host this request was sent to.
+fn request_base(req: &Parts) -> String {
     let headers = &req.headers;
     let host = headers
         .get(header::HOST)
@@ -311,10 +323,11 @@ async fn put_manifest(
         .put_manifest(name, reference, content_type.as_deref(), bytes)
         .await?;
     let digest = out.digest.to_string();
+    let base = registry_base(state, req);
     let mut headers = vec![
         (
             header::LOCATION,
-            header_value(&format!("/v2/{name}/manifests/{digest}")),
+            header_value(&format!("{base}/v2/{name}/manifests/{digest}")),
         ),
         (
             header::HeaderName::from_static(DIGEST_HEADER),
@@ -456,12 +469,16 @@ fn digest_param(q: &HashMap<String, String>) -> Result<Option<Digest>, ApiError>
         })
 }
 
-fn blob_created(name: &RepoName, digest: &Digest) -> Response {
+/// `201 Created` for a stored blob; its `Location` is absolute on the
+/// registry (clients resolve a relative one against the host they sent
+/// the request to, which for a finished upload may be the gateway).
+fn blob_created(state: &AppState, req: &Parts, name: &RepoName, digest: &Digest) -> Response {
     let d = digest.to_string();
+    let base = registry_base(state, req);
     let headers = [
         (
             header::LOCATION,
-            header_value(&format!("/v2/{name}/blobs/{d}")),
+            header_value(&format!("{base}/v2/{name}/blobs/{d}")),
         ),
         (
             header::HeaderName::from_static(DIGEST_HEADER),
@@ -473,7 +490,7 @@ fn blob_created(name: &RepoName, digest: &Digest) -> Response {
 }
 
 /// The upload gateway serves only upload sessions, each with a valid token.
-fn gateway_guard(state: &AppState, route: &V2Route, req: &Parts) -> Result<(), ApiError> {
+async fn gateway_guard(state: &AppState, route: &V2Route, req: &Parts) -> Result<(), ApiError> {
     let V2Route::Upload { name, id } = route else {
         if *route == V2Route::Base {
             return Ok(());
@@ -486,10 +503,8 @@ fn gateway_guard(state: &AppState, route: &V2Route, req: &Parts) -> Result<(), A
     };
     let unauthorized =
         |m: String| ApiError::new(StatusCode::UNAUTHORIZED, OciCode::Unauthorized, m);
-    let signer = state
-        .uploads
-        .signer
-        .as_ref()
+    let signer = upload_signer(state)
+        .await?
         .ok_or_else(|| unauthorized("the upload gateway has no signing key".to_owned()))?;
     let q = query(req)?;
     let token = q
@@ -500,19 +515,31 @@ fn gateway_guard(state: &AppState, route: &V2Route, req: &Parts) -> Result<(), A
         .map_err(|e| unauthorized(e.to_string()))
 }
 
-fn upload_response(
+/// The upload-token signer, if uploads are signed (loading its key on
+/// first use); a key that cannot be loaded is a server fault.
+async fn upload_signer(state: &AppState) -> Result<Option<&crate::auth::UploadSigner>, ApiError> {
+    let Some(key) = &state.uploads.key else {
+        return Ok(None);
+    };
+    key.signer().await.map(Some).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            OciCode::Unknown,
+            format!("the upload-token key is unavailable: {e}"),
+        )
+    })
+}
+
+async fn upload_response(
     state: &AppState,
     name: &RepoName,
     status: &UploadStatus,
     code: StatusCode,
     req: &Parts,
-) -> Response {
-    let base = match (&state.uploads.gateway_url, state.uploads.is_gateway) {
-        (Some(gateway), false) => gateway.clone(),
-        _ => base_url(state, req),
-    };
+) -> HandlerResult {
+    let base = upload_base(state, req);
     let mut location = format!("{base}/v2/{name}/blobs/uploads/{}", status.id);
-    if let Some(signer) = &state.uploads.signer {
+    if let Some(signer) = upload_signer(state).await? {
         let token = signer.issue(name.as_str(), &status.id, now_secs());
         location.push_str(&format!("?{STATE_PARAM}={token}"));
     }
@@ -528,47 +555,33 @@ fn upload_response(
         ),
         (header::CONTENT_LENGTH, HeaderValue::from(0)),
     ];
-    (code, headers).into_response()
+    Ok((code, headers).into_response())
 }
 
-async fn start_upload(state: &AppState, name: &RepoName, req: &Parts, body: Body) -> HandlerResult {
-    let q = query(req)?;
-    if let Some(mount) = q.get("mount") {
-        let digest = parse_digest(mount).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                OciCode::DigestInvalid,
-                format!("invalid mount digest: {e}"),
-            )
-        })?;
-        let from = match q.get("from") {
-            Some(f) => Some(f.parse::<RepoName>().map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, OciCode::NameInvalid, e.to_string())
-            })?),
-            None => None,
-        };
+async fn start_upload(
+    state: &AppState,
+    name: &RepoName,
+    mount: Option<&crate::http::Mount>,
+    req: &Parts,
+    body: Body,
+) -> HandlerResult {
+    if let Some(m) = mount {
         if state
             .registry
-            .mount_blob(name, &digest, from.as_ref())
+            .mount_blob(name, &m.digest, m.from.as_ref())
             .await?
         {
-            return Ok(blob_created(name, &digest));
+            return Ok(blob_created(state, req, name, &m.digest));
         }
-    } else if let Some(digest) = digest_param(&q)? {
+    } else if let Some(digest) = digest_param(&query(req)?)? {
         state
             .registry
             .monolithic_upload(name, &digest, body_stream(body))
             .await?;
-        return Ok(blob_created(name, &digest));
+        return Ok(blob_created(state, req, name, &digest));
     }
     let status = state.registry.start_upload(name).await?;
-    Ok(upload_response(
-        state,
-        name,
-        &status,
-        StatusCode::ACCEPTED,
-        req,
-    ))
+    upload_response(state, name, &status, StatusCode::ACCEPTED, req).await
 }
 
 /// Parses a chunk's `Content-Range: <start>-<end>` (inclusive).
@@ -607,13 +620,7 @@ async fn patch_upload(
         .registry
         .patch_upload(name, id, range, body_stream(body))
         .await?;
-    Ok(upload_response(
-        state,
-        name,
-        &status,
-        StatusCode::ACCEPTED,
-        req,
-    ))
+    upload_response(state, name, &status, StatusCode::ACCEPTED, req).await
 }
 
 async fn finish_upload(
@@ -631,11 +638,12 @@ async fn finish_upload(
             "the digest query parameter is required",
         )
     })?;
+    let range = content_range(&req.headers)?;
     state
         .registry
-        .finish_upload(name, id, &digest, body_stream(body))
+        .finish_upload(name, id, &digest, range, body_stream(body))
         .await?;
-    Ok(blob_created(name, &digest))
+    Ok(blob_created(state, req, name, &digest))
 }
 
 async fn referrers(
@@ -646,20 +654,41 @@ async fn referrers(
 ) -> HandlerResult {
     let q = query(req)?;
     let filter = q.get("artifactType").filter(|t| !t.is_empty());
-    let manifests = state
+    let after = q
+        .get("last")
+        .map(|l| parse_digest(l))
+        .transpose()
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                OciCode::DigestInvalid,
+                format!("invalid last: {e}"),
+            )
+        })?;
+    let page = state
         .registry
-        .referrers(name, digest, filter.map(String::as_str))
+        .referrers(name, digest, filter.map(String::as_str), after.as_ref())
         .await?;
-    let body =
-        serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
+    let body = serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": page.manifests });
     let mut resp = axum::Json(body).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(OCI_INDEX));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(OCI_INDEX));
     if filter.is_some() {
-        resp.headers_mut().insert(
+        h.insert(
             "oci-filters-applied",
             HeaderValue::from_static("artifactType"),
         );
+    }
+    if let Some(next) = page.next {
+        let mut link = format!("<{}?last={next}", req.uri.path());
+        if let Some(t) = filter {
+            let t: String =
+                percent_encoding::utf8_percent_encode(t, percent_encoding::NON_ALPHANUMERIC)
+                    .collect();
+            link.push_str(&format!("&artifactType={t}"));
+        }
+        link.push_str(">; rel=\"next\"");
+        h.insert(header::LINK, header_value(&link));
     }
     Ok(resp)
 }

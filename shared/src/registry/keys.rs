@@ -10,6 +10,7 @@
 //! | `REPO#<name>` | `REFERRER#<subject>#<digest>` | descriptor served by the referrers API |
 //! | `BLOB#<digest>` | `META` | size, object key, last referenced time (online GC) |
 //! | `UPLOAD#<id>` | `META` | upload session, expires by TTL |
+//! | `UPLOADS#<shard>` | `<created>#<id>` | index of open upload sessions, for the sweeper |
 //! | `CATALOG` | `REPO#<name>` | one entry per repository, written on its first manifest |
 
 use crate::oci::{Digest, RepoName};
@@ -34,6 +35,12 @@ pub mod attr {
     pub const PUSHED_AT: &str = "pushed";
     /// Last time a manifest push referenced the blob (epoch seconds).
     pub const LAST_REFERENCED: &str = "lra";
+    /// When an upload session expires (epoch seconds). The item's own TTL
+    /// is later, so the sweeper still finds what to clean up.
+    pub const EXPIRES: &str = "exp";
+    /// A manifest item's write nonce: every put changes it, so a delete can
+    /// be conditioned on nobody having pushed the manifest again meanwhile.
+    pub const NONCE: &str = "nonce";
 }
 
 pub fn repo(name: &RepoName) -> String {
@@ -81,16 +88,42 @@ pub fn upload(id: &str) -> String {
     format!("UPLOAD#{id}")
 }
 
+/// Shards of the open-uploads index (upload ids are hex: one per first digit).
+pub const UPLOAD_INDEX_SHARDS: [char; 16] = [
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f',
+];
+
+/// Partition of the open-uploads index holding upload `id`.
+pub fn upload_index_pk(shard: char) -> String {
+    format!("UPLOADS#{shard}")
+}
+
+/// The open-uploads index entry of upload `id` created at `created`:
+/// sorted by creation time, so the sweeper reads only old sessions.
+pub fn upload_index(id: &str, created: i64) -> (String, String) {
+    let shard = id.chars().next().unwrap_or('0');
+    (upload_index_pk(shard), upload_index_sk(created, id))
+}
+
+/// Sort key of an index entry; `id` empty gives the bound for "created
+/// before `created`".
+pub fn upload_index_sk(created: i64, id: &str) -> String {
+    format!("{:020}#{id}", created.max(0))
+}
+
 pub fn catalog_entry(name: &RepoName) -> String {
     format!("{REPO_PREFIX}{name}")
 }
 
-/// Object key of an uploaded blob. Keys are named by the upload, not the
-/// digest (unknown until the upload ends), so completing a multipart upload
-/// needs no copy; the leading characters spread keys over S3 prefixes.
-pub fn blob_object(upload_id: &str) -> String {
-    let shard = upload_id.get(..2).unwrap_or("00");
-    format!("blobs/{shard}/{upload_id}")
+/// A new object key for an uploaded blob. Keys are named by the request
+/// that places the bytes, not by the digest (unknown until the upload
+/// ends), so completing a multipart upload needs no copy, and two requests
+/// racing on one session never write the same key; the leading characters
+/// spread keys over S3 prefixes.
+pub fn new_blob_object() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let shard = id.get(..2).unwrap_or("00");
+    format!("blobs/{shard}/{id}")
 }
 
 /// Object key of bytes staged between two chunks of an upload: unique per

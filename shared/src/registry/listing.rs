@@ -4,11 +4,28 @@
 use super::keys::{self, attr};
 use super::manifests::ReferrerDescriptor;
 use super::{Registry, RegistryError, Result};
+use crate::oci::name::MAX_NAME_LEN;
 use crate::oci::{Digest, RepoName};
 use crate::store::Query;
 
 /// The most entries one listing page returns.
 pub(crate) const MAX_PAGE: usize = 10_000;
+
+/// A referrers page stops once its descriptors pass this many bytes of
+/// JSON (a response must stay far below Lambda's 6 MB; one descriptor's
+/// annotations can be large, so pages are cut by size, not count).
+pub(crate) const REFERRERS_PAGE_BYTES: usize = 1024 * 1024;
+
+/// The most descriptors one referrers page holds.
+pub(crate) const REFERRERS_PAGE_MAX: usize = 1000;
+
+/// One page of the referrers list.
+#[derive(Debug, Clone, Default)]
+pub struct ReferrersPage {
+    pub manifests: Vec<serde_json::Value>,
+    /// Set when more follow: the digest to continue after.
+    pub next: Option<String>,
+}
 
 /// One page of names, and whether more follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +72,11 @@ impl Registry {
         n: Option<usize>,
         last: Option<&str>,
     ) -> Result<Listing> {
+        if last.is_some_and(|l| l.len() > MAX_NAME_LEN) {
+            return Err(RegistryError::BadParameter(format!(
+                "last is longer than any name ({MAX_NAME_LEN} characters)"
+            )));
+        }
         let want = n.unwrap_or(MAX_PAGE).min(MAX_PAGE);
         let mut names = Vec::new();
         if want == 0 {
@@ -79,15 +101,19 @@ impl Registry {
     }
 
     /// Manifests in `repo` whose subject is `subject`, optionally only
-    /// those of one artifact type, as descriptors for an image index.
+    /// those of one artifact type, as descriptors for an image index; one
+    /// page, continuing after the digest `after`.
     pub async fn referrers(
         &self,
         repo: &RepoName,
         subject: &Digest,
         artifact_type: Option<&str>,
-    ) -> Result<Vec<serde_json::Value>> {
-        let mut q = Query::prefix(keys::repo(repo), keys::referrer_prefix(subject), 1000);
-        let mut out = Vec::new();
+        after: Option<&Digest>,
+    ) -> Result<ReferrersPage> {
+        let mut q = Query::prefix(keys::repo(repo), keys::referrer_prefix(subject), 100);
+        q.after = after.map(|a| keys::referrer(subject, a));
+        let mut out = ReferrersPage::default();
+        let mut bytes = 0;
         loop {
             let page = self.kv.query(&q).await?;
             for item in page.items {
@@ -100,7 +126,18 @@ impl Registry {
                 if artifact_type.is_some_and(|t| d.artifact_type.as_deref() != Some(t)) {
                     continue;
                 }
-                out.push(serde_json::to_value(&d).unwrap_or_default());
+                if bytes >= REFERRERS_PAGE_BYTES || out.manifests.len() == REFERRERS_PAGE_MAX {
+                    out.next = out
+                        .manifests
+                        .last()
+                        .and_then(|m| m.get("digest"))
+                        .and_then(|d| d.as_str())
+                        .map(str::to_owned);
+                    return Ok(out);
+                }
+                bytes += doc.len();
+                out.manifests
+                    .push(serde_json::to_value(&d).unwrap_or_default());
             }
             match page.next {
                 Some(n) => q.after = Some(n),

@@ -5,6 +5,18 @@
 //! writes the manifest, tag, referrer and catalog entry and marks each
 //! referenced blob as just used, on the condition that it still exists — the
 //! pact with the online garbage collector (DESIGN §6).
+//!
+//! # Concurrency
+//!
+//! - Moving a tag is conditioned on where the tag pointed when read. A
+//!   writer that loses that race reads again and retries inside the server
+//!   (with jittered backoff), so every concurrent push of one tag succeeds
+//!   and the last one to commit wins: a client cannot retry a 4xx.
+//! - Every put of a manifest item gives it a new nonce. Deleting a manifest
+//!   removes it and every tag pointing at it in one transaction conditioned
+//!   on that nonce and on each tag still pointing at it; a push that slips
+//!   in between fails the condition and the delete starts over, so a tag
+//!   never outlives its manifest.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -12,9 +24,9 @@ use serde::{Deserialize, Serialize};
 use super::keys::{self, attr};
 use super::uploads::touch_blob;
 use super::{Registry, RegistryError, Result};
-use crate::oci::digest::{is_sha256, parse_digest};
+use crate::oci::digest::{digest_bytes, parse_digest};
 use crate::oci::manifest::{MAX_MANIFEST_SIZE, ParsedManifest, parse_manifest};
-use crate::oci::{Digest, Reference, RepoName, Tag, sha256_digest};
+use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag};
 use crate::store::blob::read_all;
 use crate::store::kv::MAX_TRANSACTION_OPS;
 use crate::store::{Attr, Cond, Item, KvError, Query, WriteOp, now_secs};
@@ -72,21 +84,28 @@ impl Registry {
             });
         }
         let parsed = parse_manifest(content_type, &bytes)?;
-        let digest = sha256_digest(&bytes);
         let tag = match reference {
-            Reference::Digest(d) if !is_sha256(d) => {
-                return Err(RegistryError::DigestInvalid(format!(
-                    "{} manifests digests are not supported; use sha256",
-                    d.algorithm()
-                )));
-            }
-            Reference::Digest(d) if d != &digest => {
-                return Err(RegistryError::DigestInvalid(format!(
-                    "manifest has digest {digest}, not {d}"
-                )));
-            }
             Reference::Digest(_) => None,
             Reference::Tag(t) => Some(t),
+        };
+        // Pushed by digest: named in that digest's algorithm; by tag: SHA-256.
+        let digest = match reference {
+            Reference::Digest(d) => {
+                let alg = Algorithm::of(d).ok_or_else(|| {
+                    RegistryError::DigestInvalid(format!(
+                        "digest algorithm {} is not supported; use sha256 or sha512",
+                        d.algorithm()
+                    ))
+                })?;
+                let actual = digest_bytes(alg, &bytes);
+                if &actual != d {
+                    return Err(RegistryError::DigestInvalid(format!(
+                        "manifest has digest {actual}, not {d}"
+                    )));
+                }
+                actual
+            }
+            Reference::Tag(_) => digest_bytes(Algorithm::Sha256, &bytes),
         };
         let now = now_secs();
         let manifest = self
@@ -94,12 +113,16 @@ impl Registry {
             .await?;
         // A concurrent push may move the tag between our read and our
         // write; the tag's condition catches that and we read again.
-        for _ in 0..3 {
+        let mut backoff = Backoff::default();
+        loop {
+            let manifest = manifest.clone().with(attr::NONCE, Attr::S(nonce()));
             match self
                 .try_put_manifest(repo, tag, &digest, &parsed, &manifest, bytes.len(), now)
                 .await
             {
-                Err(RegistryError::Kv(KvError::ConditionFailed { .. })) => continue,
+                Err(RegistryError::Kv(KvError::ConditionFailed { .. } | KvError::Conflict)) => {
+                    backoff.wait().await?;
+                }
                 r => {
                     return r.map(|()| PutOutcome {
                         digest,
@@ -108,9 +131,6 @@ impl Registry {
                 }
             }
         }
-        Err(RegistryError::Unsupported(
-            "the tag is being moved by concurrent pushes; retry".to_owned(),
-        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -129,13 +149,13 @@ impl Registry {
         let mut lookups: Vec<(String, String)> = parsed
             .blobs
             .iter()
-            .map(|b| (repo_pk.clone(), keys::blob_link(b)))
+            .map(|b| (repo_pk.clone(), keys::blob_link(&b.digest)))
             .collect();
         lookups.extend(
             parsed
                 .children
                 .iter()
-                .map(|c| (repo_pk.clone(), keys::manifest(c))),
+                .map(|c| (repo_pk.clone(), keys::manifest(&c.digest))),
         );
         let tag_at = lookups.len();
         if let Some(t) = tag {
@@ -145,8 +165,18 @@ impl Registry {
         lookups.push((keys::CATALOG.to_owned(), keys::catalog_entry(repo)));
         let found = self.kv.batch_get(&lookups).await?;
         let referenced = parsed.blobs.iter().chain(&parsed.children);
-        if let Some((missing, _)) = referenced.zip(&found).find(|(_, f)| f.is_none()) {
-            return Err(RegistryError::ManifestBlobUnknown(missing.clone()));
+        for (r, f) in referenced.zip(&found) {
+            let Some(f) = f else {
+                return Err(RegistryError::ManifestBlobUnknown(r.digest.clone()));
+            };
+            // Clients trust a descriptor's size: it must be the content's.
+            let stored = f.n(attr::SIZE).unwrap_or(-1);
+            if stored != r.size as i64 {
+                return Err(RegistryError::DescriptorMismatch(format!(
+                    "the descriptor of {} says {} bytes, the stored content has {stored}",
+                    r.digest, r.size
+                )));
+            }
         }
 
         let mut ops = vec![WriteOp::put(manifest.clone())];
@@ -181,7 +211,11 @@ impl Registry {
                 keys::catalog_entry(repo),
             )));
         }
-        let touches: Vec<WriteOp> = parsed.blobs.iter().map(|b| touch_blob(b, now)).collect();
+        let touches: Vec<WriteOp> = parsed
+            .blobs
+            .iter()
+            .map(|b| touch_blob(&b.digest, now))
+            .collect();
         // Manifests with very many layers: mark the surplus blobs first, in
         // transactions of their own (marking early is harmless).
         let room = MAX_TRANSACTION_OPS - ops.len();
@@ -218,8 +252,12 @@ impl Registry {
         now: i64,
     ) -> Result<Item> {
         let refs = Refs {
-            blobs: parsed.blobs.iter().map(ToString::to_string).collect(),
-            children: parsed.children.iter().map(ToString::to_string).collect(),
+            blobs: parsed.blobs.iter().map(|b| b.digest.to_string()).collect(),
+            children: parsed
+                .children
+                .iter()
+                .map(|c| c.digest.to_string())
+                .collect(),
         };
         let refs =
             serde_json::to_vec(&refs).map_err(|e| RegistryError::Unsupported(e.to_string()))?;
@@ -324,53 +362,97 @@ impl Registry {
                 }
             }
             Reference::Digest(d) => {
-                let item = self
-                    .kv
-                    .get(&repo_pk, &keys::manifest(d))
-                    .await?
-                    .ok_or(RegistryError::ManifestUnknown)?;
-                let mut ops = Vec::new();
-                let mut q = Query::prefix(repo_pk.clone(), keys::tag_of_prefix(d), 100);
+                let mut backoff = Backoff::default();
                 loop {
-                    let page = self.kv.query(&q).await?;
-                    for ti in page.items {
-                        let tag = ti.sk.rsplit('#').next().unwrap_or_default().to_owned();
-                        ops.push(WriteOp::Delete {
-                            pk: repo_pk.clone(),
-                            sk: keys::tag(&tag),
-                            cond: Cond::Always,
-                        });
-                        ops.push(WriteOp::delete(repo_pk.clone(), ti.sk));
-                    }
-                    match page.next {
-                        Some(n) => q.after = Some(n),
-                        None => break,
+                    match self.try_delete_manifest(repo, d).await {
+                        Err(RegistryError::Kv(
+                            KvError::ConditionFailed { .. } | KvError::Conflict,
+                        )) => backoff.wait().await?,
+                        r => return r,
                     }
                 }
-                if let Some(subject) = item.s(attr::SUBJECT).and_then(|s| parse_digest(s).ok()) {
-                    ops.push(WriteOp::delete(
-                        repo_pk.clone(),
-                        keys::referrer(&subject, d),
-                    ));
-                }
-                // Tags first (in as many transactions as needed), the
-                // manifest last, so a failure never leaves a dangling tag.
-                for chunk in ops.chunks(MAX_TRANSACTION_OPS - 1) {
-                    self.kv.transact(chunk.to_vec()).await?;
-                }
-                self.kv
-                    .write(WriteOp::Delete {
-                        pk: repo_pk,
-                        sk: keys::manifest(d),
-                        cond: Cond::Exists,
-                    })
-                    .await
-                    .map_err(|e| match e {
-                        KvError::ConditionFailed { .. } => RegistryError::ManifestUnknown,
-                        e => e.into(),
-                    })
             }
         }
+    }
+
+    /// One attempt at deleting a manifest with its tags and referrer entry:
+    /// fails with `ConditionFailed` if a concurrent push or tag move
+    /// changed what was read.
+    async fn try_delete_manifest(&self, repo: &RepoName, d: &Digest) -> Result<()> {
+        let repo_pk = keys::repo(repo);
+        let item = self
+            .kv
+            .get(&repo_pk, &keys::manifest(d))
+            .await?
+            .ok_or(RegistryError::ManifestUnknown)?;
+        let mut reverse = Vec::new();
+        let mut q = Query::prefix(repo_pk.clone(), keys::tag_of_prefix(d), 100);
+        loop {
+            let page = self.kv.query(&q).await?;
+            reverse.extend(page.items.into_iter().map(|i| i.sk));
+            match page.next {
+                Some(n) => q.after = Some(n),
+                None => break,
+            }
+        }
+        let tag_name = |sk: &str| sk.rsplit('#').next().unwrap_or_default().to_owned();
+        let mut tags = Vec::with_capacity(reverse.len());
+        for chunk in reverse.chunks(100) {
+            let lookups: Vec<(String, String)> = chunk
+                .iter()
+                .map(|sk| (repo_pk.clone(), keys::tag(&tag_name(sk))))
+                .collect();
+            tags.extend(self.kv.batch_get(&lookups).await?);
+        }
+        // One group per tag, kept in one transaction: the tag (only if it
+        // still points here) and its reverse entry.
+        let here = Attr::S(d.to_string());
+        let groups = reverse.iter().zip(&tags).map(|(sk, tag)| {
+            let mut g = Vec::with_capacity(2);
+            if tag.as_ref().and_then(|t| t.attrs.get(attr::DIGEST)) == Some(&here) {
+                g.push(WriteOp::Delete {
+                    pk: repo_pk.clone(),
+                    sk: keys::tag(&tag_name(sk)),
+                    cond: Cond::Eq(attr::DIGEST.to_owned(), here.clone()),
+                });
+            }
+            g.push(WriteOp::delete(repo_pk.clone(), sk.clone()));
+            g
+        });
+        let mut last = Vec::with_capacity(2);
+        if let Some(subject) = item.s(attr::SUBJECT).and_then(|s| parse_digest(s).ok()) {
+            last.push(WriteOp::delete(
+                repo_pk.clone(),
+                keys::referrer(&subject, d),
+            ));
+        }
+        // The manifest goes only if nobody pushed it again since it was
+        // read (a push of a tag to it changes the nonce).
+        let unchanged = match item.s(attr::NONCE) {
+            Some(n) => Cond::Eq(attr::NONCE.to_owned(), Attr::S(n.to_owned())),
+            None => Cond::Exists,
+        };
+        last.push(WriteOp::Delete {
+            pk: repo_pk.clone(),
+            sk: keys::manifest(d),
+            cond: unchanged,
+        });
+        // Usually one transaction; with very many tags, the tags go first
+        // in batches and the manifest last, so a failure never leaves a
+        // tag without its manifest (and the next attempt reads afresh).
+        let mut batches: Vec<Vec<WriteOp>> = Vec::new();
+        let mut current = Vec::new();
+        for g in groups.chain(std::iter::once(last)) {
+            if current.len() + g.len() > MAX_TRANSACTION_OPS {
+                batches.push(std::mem::take(&mut current));
+            }
+            current.extend(g);
+        }
+        batches.push(current);
+        for batch in batches {
+            self.kv.transact(batch).await?;
+        }
+        Ok(())
     }
 }
 
@@ -409,4 +491,32 @@ fn tag_ops(
     }
     ops.push(WriteOp::put(Item::new(repo_pk, reverse)));
     ops
+}
+
+/// A fresh write nonce for a manifest item.
+fn nonce() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Jittered exponential backoff for writes that lost a race, giving up
+/// (`Busy`) after enough attempts that only a pathological storm of
+/// writers on one item reaches it.
+#[derive(Default)]
+pub(super) struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    const MAX_ATTEMPTS: u32 = 60;
+
+    pub(super) async fn wait(&mut self) -> Result<()> {
+        self.attempt += 1;
+        if self.attempt >= Self::MAX_ATTEMPTS {
+            return Err(RegistryError::Busy);
+        }
+        let cap_ms = 2u64 << self.attempt.min(6);
+        let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(cap_ms + 1)) as u64;
+        tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+        Ok(())
+    }
 }

@@ -19,9 +19,9 @@ use crate::oci::manifest::ManifestError;
 use crate::store::{BlobError, BlobStore, Kv, KvError};
 
 pub use blobs::BlobInfo;
-pub use listing::Listing;
+pub use listing::{Listing, ReferrersPage};
 pub use manifests::{PutOutcome, StoredManifest};
-pub use uploads::UploadStatus;
+pub use uploads::{SweepReport, UploadStatus};
 
 /// Everything the registry can refuse or fail with. The HTTP layer maps
 /// each variant to one OCI error code and status, in one place.
@@ -31,6 +31,10 @@ pub enum RegistryError {
     BlobUnknown(Digest),
     #[error("blob upload unknown to registry")]
     UploadUnknown,
+    /// The session was finished, cancelled or changed by a concurrent
+    /// request while this one ran.
+    #[error("blob upload unknown to registry: {0}")]
+    UploadGone(String),
     #[error("blob upload invalid: {0}")]
     UploadInvalid(String),
     /// A chunk did not start where the upload stands.
@@ -52,6 +56,16 @@ pub enum RegistryError {
     ManifestTooLarge { max: usize },
     #[error("size invalid: {0}")]
     SizeInvalid(String),
+    /// A descriptor's size differs from the stored content's.
+    #[error("manifest invalid: {0}")]
+    DescriptorMismatch(String),
+    /// A query parameter is out of bounds.
+    #[error("{0}")]
+    BadParameter(String),
+    /// The metadata store kept refusing a write because of concurrent
+    /// writers; the client may retry.
+    #[error("too many concurrent changes to the same item; retry")]
+    Busy,
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error("request body could not be read: {0}")]
@@ -69,8 +83,20 @@ pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 pub struct RegistryOptions {
     /// Target size of multipart parts written while an upload streams in.
     pub part_size: usize,
-    /// How long an idle upload session lives.
+    /// What is left at the end of a request below this size is staged and
+    /// joined with the next chunk instead of becoming a part (at least the
+    /// store's own minimum part size). Staging on every backend keeps the
+    /// number of parts, and with it the cost of each request, bounded.
+    pub min_part_size: u64,
+    /// Most parts one upload may have; beyond, the client is told to send
+    /// bigger chunks. Keeps the session item small (DynamoDB items stop
+    /// at 400 KB) and under S3's 10,000 parts.
+    pub max_parts: usize,
+    /// How long an idle upload session lives (each request renews it).
     pub upload_ttl: Duration,
+    /// The longest an upload session lives, however busy. The bucket's
+    /// lifecycle rules for unfinished uploads must be longer than this.
+    pub upload_max_age: Duration,
     /// Lifetime of presigned blob URLs.
     pub presign_ttl: Duration,
     /// Manifests up to this size are stored inside their metadata item;
@@ -82,7 +108,10 @@ impl Default for RegistryOptions {
     fn default() -> Self {
         Self {
             part_size: 8 * 1024 * 1024,
+            min_part_size: 5 * 1024 * 1024,
+            max_parts: 5_000,
             upload_ttl: Duration::from_secs(24 * 3600),
+            upload_max_age: Duration::from_secs(7 * 24 * 3600),
             presign_ttl: Duration::from_secs(300),
             inline_manifest_max: 350 * 1024,
         }

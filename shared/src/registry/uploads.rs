@@ -1,12 +1,33 @@
-//! Blob uploads: monolithic, POST+PUT, chunked PATCH, cross-repository mount.
+//! Blob uploads: monolithic, POST+PUT, chunked PATCH, cross-repository
+//! mount, and the sweeper of abandoned sessions.
 //!
 //! Bytes stream through [`Registry::ingest`]: they are hashed as they arrive
 //! and cut into multipart parts of `part_size`. What is left at the end of a
-//! request is written as a part if the store accepts a part that small, and
-//! otherwise staged as a small object and joined with the next chunk. The
-//! SHA-256 state is saved in the session, so the final PUT checks the digest
+//! request becomes a part if it is at least `min_part_size`, and otherwise
+//! is staged as a small object and joined with the next chunk. The hash
+//! state is saved in the session, so the final PUT checks the digest
 //! without reading the blob back, and completing the multipart upload puts
 //! the object in place with no copy (DESIGN §4).
+//!
+//! # Concurrency
+//!
+//! Requests on one session race when a client misbehaves or retries, and
+//! the rules below keep any interleaving safe:
+//!
+//! - Every session write is conditioned on the version that was read, and
+//!   so is the transaction that ends a session: of two finishers, exactly
+//!   one commits; the other is told the upload is gone.
+//! - Bytes are placed under a key no other request writes: a multipart
+//!   upload created by a request gets a fresh key, and so does a blob put
+//!   whole. A multipart upload saved by an earlier request completes once
+//!   (a second completion, or a part written after it, fails).
+//! - The object `BLOB#<digest>/META` points at is never deleted here. A
+//!   second copy of a stored digest is dropped only after the stored object
+//!   has been seen with the right size; if it is missing or wrong, the new
+//!   copy replaces it.
+//! - What a failed request created (a multipart upload, staged objects,
+//!   a placed object) is removed before it answers; sessions abandoned by
+//!   their clients are swept after they expire ([`Registry::sweep_uploads`]).
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -14,11 +35,16 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::{self, attr};
 use super::{Registry, RegistryError, Result};
-use crate::oci::digest::is_sha256;
-use crate::oci::{Digest, RepoName, Sha256State};
+use crate::oci::{Algorithm, Digest, HashState, RepoName};
 use crate::store::blob::read_all;
 use crate::store::kv::TTL_ATTR;
-use crate::store::{Attr, ByteStream, CompletedPart, Cond, Item, KvError, WriteOp, now_secs};
+use crate::store::{
+    Attr, ByteStream, CompletedPart, Cond, Item, KvError, Query, SkRange, WriteOp, now_secs,
+};
+
+/// How long a session's item outlives its expiry, so the sweeper can still
+/// read what to clean up (DynamoDB removes expired items within days).
+const SWEEP_GRACE_SECS: i64 = 3 * 24 * 3600;
 
 /// Where an upload stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,23 +54,73 @@ pub struct UploadStatus {
     pub offset: u64,
 }
 
+/// What one sweep of expired upload sessions did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Index entries looked at (sessions old enough to have expired).
+    pub examined: u64,
+    /// Expired sessions whose data and records were removed.
+    pub removed: u64,
+}
+
 /// The persisted upload session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Session {
     repo: String,
+    /// Key of the object the multipart upload completes into.
     key: String,
     mpu: Option<String>,
-    parts: Vec<CompletedPart>,
+    /// ETags of parts 1, 2, … in order.
+    etags: Vec<String>,
     staged: Option<String>,
     offset: u64,
     hash: Vec<u8>,
+    /// When the session was opened (epoch seconds).
+    created: i64,
 }
 
-/// A session plus the version it was read at.
+impl Session {
+    fn new(repo: &RepoName, alg: Algorithm, created: i64) -> Self {
+        Self {
+            repo: repo.to_string(),
+            key: String::new(),
+            mpu: None,
+            etags: Vec::new(),
+            staged: None,
+            offset: 0,
+            hash: HashState::new(alg).to_bytes(),
+            created,
+        }
+    }
+
+    fn parts(&self) -> Vec<CompletedPart> {
+        self.etags
+            .iter()
+            .zip(1..)
+            .map(|(etag, number)| CompletedPart {
+                number,
+                etag: etag.clone(),
+            })
+            .collect()
+    }
+}
+
+/// A session plus the version it was read at (0: never stored).
 struct Loaded {
     id: String,
     version: i64,
     s: Session,
+}
+
+/// What this request created, to remove if it fails.
+#[derive(Default)]
+struct Created {
+    /// A multipart upload opened by this request: (key, upload id).
+    mpu: Option<(String, String)>,
+    /// Staged objects written by this request.
+    staged: Vec<String>,
+    /// The object this request placed (completed or put whole).
+    placed: Option<String>,
 }
 
 fn valid_upload_id(id: &str) -> bool {
@@ -55,27 +131,60 @@ fn corrupt(e: impl std::fmt::Display) -> RegistryError {
     RegistryError::UploadInvalid(format!("upload session is unreadable: {e}"))
 }
 
+fn gone() -> RegistryError {
+    RegistryError::UploadGone(
+        "it was finished, cancelled or changed by a concurrent request".into(),
+    )
+}
+
+/// Checks a chunk's inclusive `Content-Range` against where the upload
+/// stands; returns the byte count it announces.
+fn check_range(range: Option<(u64, u64)>, offset: u64) -> Result<Option<u64>> {
+    let Some((start, end)) = range else {
+        return Ok(None);
+    };
+    if start != offset {
+        return Err(RegistryError::RangeInvalid { offset });
+    }
+    match end.checked_sub(start).and_then(|d| d.checked_add(1)) {
+        Some(len) => Ok(Some(len)),
+        None => Err(RegistryError::RangeInvalid { offset }),
+    }
+}
+
+fn check_received(announced: Option<u64>, received: u64) -> Result<()> {
+    match announced {
+        Some(n) if n != received => Err(RegistryError::SizeInvalid(format!(
+            "Content-Range announced {n} bytes, body had {received}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl Registry {
     /// Opens an upload session (`POST /blobs/uploads/`).
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadStatus> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let s = Session {
-            repo: repo.to_string(),
-            key: keys::blob_object(&id),
-            mpu: None,
-            parts: Vec::new(),
-            staged: None,
-            offset: 0,
-            hash: Sha256State::new().to_bytes(),
+        let now = now_secs();
+        let l = Loaded {
+            s: Session::new(repo, Algorithm::Sha256, now),
+            id,
+            version: 0,
         };
-        let item = self.session_item(&id, &s, 1)?;
+        let (index_pk, index_sk) = keys::upload_index(&l.id, now);
         self.kv
-            .write(WriteOp::Put {
-                item,
-                cond: Cond::NotExists,
-            })
+            .transact(vec![
+                WriteOp::Put {
+                    item: self.session_item(&l, 1, now)?,
+                    cond: Cond::NotExists,
+                },
+                WriteOp::put(Item::new(index_pk, index_sk)),
+            ])
             .await?;
-        Ok(UploadStatus { id, offset: 0 })
+        Ok(UploadStatus {
+            id: l.id,
+            offset: 0,
+        })
     }
 
     pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadStatus> {
@@ -95,36 +204,31 @@ impl Registry {
         body: ByteStream,
     ) -> Result<UploadStatus> {
         let mut l = self.load_session(repo, id).await?;
-        if let Some((start, end)) = range {
-            if start != l.s.offset {
-                return Err(RegistryError::RangeInvalid { offset: l.s.offset });
+        let announced = check_range(range, l.s.offset)?;
+        let old_stage = l.s.staged.clone();
+        let mut created = Created::default();
+        let saved = async {
+            let (tail, received) = self.ingest(&mut l, body, &mut created).await?;
+            check_received(announced, received)?;
+            l.s.staged = None;
+            if !tail.is_empty() {
+                if tail.len() as u64 >= self.stage_below() {
+                    self.write_part(&mut l.s, tail.freeze(), &mut created)
+                        .await?;
+                } else {
+                    let key = keys::staged_object(&l.id);
+                    created.staged.push(key.clone());
+                    self.blobs.put(&key, tail.freeze()).await?;
+                    l.s.staged = Some(key);
+                }
             }
-            if end < start {
-                return Err(RegistryError::UploadInvalid(format!(
-                    "Content-Range {start}-{end} is empty"
-                )));
-            }
+            self.save_session(&l).await
         }
-        let (tail, received) = self.ingest(&mut l, body).await?;
-        if let Some((start, end)) = range
-            && end - start + 1 != received
-        {
-            return Err(RegistryError::SizeInvalid(format!(
-                "Content-Range announced {} bytes, body had {received}",
-                end - start + 1
-            )));
+        .await;
+        if let Err(e) = saved {
+            self.remove_created(created, None).await;
+            return Err(e);
         }
-        let old_stage = l.s.staged.take();
-        if !tail.is_empty() {
-            if tail.len() as u64 >= self.blobs.min_part_size() {
-                self.write_part(&mut l.s, tail.freeze()).await?;
-            } else {
-                let key = keys::staged_object(&l.id);
-                self.blobs.put(&key, tail.freeze()).await?;
-                l.s.staged = Some(key);
-            }
-        }
-        self.save_session(&l).await?;
         if let Some(old) = old_stage {
             self.forget_object(&old).await;
         }
@@ -134,63 +238,98 @@ impl Registry {
         })
     }
 
-    /// Completes an upload (`PUT ?digest=`), with an optional last chunk.
+    /// Completes an upload (`PUT ?digest=`), with an optional last chunk
+    /// whose inclusive `Content-Range` is `range`.
     pub async fn finish_upload(
         &self,
         repo: &RepoName,
         id: &str,
         digest: &Digest,
+        range: Option<(u64, u64)>,
         body: ByteStream,
     ) -> Result<()> {
-        check_algorithm(digest)?;
+        let alg = algorithm(digest)?;
         let mut l = self.load_session(repo, id).await?;
-        let (tail, _) = self.ingest(&mut l, body).await?;
-        let old_stage = l.s.staged.take();
-        self.verify_and_place(&mut l, digest, tail).await?;
-        self.commit_blob(repo, digest, l.s.offset, &l.s.key, Some(&l.id))
-            .await?;
+        let announced = check_range(range, l.s.offset)?;
+        let old_stage = l.s.staged.clone();
+        let mut created = Created::default();
+        let finished = async {
+            let (tail, received) = self.ingest(&mut l, body, &mut created).await?;
+            check_received(announced, received)?;
+            self.verify_and_place(&mut l, alg, digest, tail, &mut created)
+                .await?;
+            let key = created.placed.clone().unwrap_or_default();
+            self.commit_blob(repo, digest, l.s.offset, &key, Some(&l))
+                .await
+        }
+        .await;
+        match finished {
+            Ok(Committed::New) => {}
+            Ok(Committed::Existing(ours)) => self.forget_object(&ours).await,
+            Err(e) => {
+                if matches!(e, RegistryError::DigestInvalid(_)) {
+                    // The content is not what the client claimed: the
+                    // session cannot be finished any more; drop it.
+                    self.discard(&l).await;
+                    self.end_session(&l).await;
+                }
+                self.remove_created(created, Some(digest)).await;
+                return Err(e);
+            }
+        }
         if let Some(old) = old_stage {
             self.forget_object(&old).await;
         }
         Ok(())
     }
 
-    /// A whole blob in one request (`POST ?digest=`): no session is stored.
+    /// A whole blob in one request (`POST ?digest=`): no session is stored,
+    /// and the content is hashed with the digest's own algorithm.
     pub async fn monolithic_upload(
         &self,
         repo: &RepoName,
         digest: &Digest,
         body: ByteStream,
     ) -> Result<()> {
-        check_algorithm(digest)?;
-        let id = uuid::Uuid::new_v4().simple().to_string();
+        let alg = algorithm(digest)?;
         let mut l = Loaded {
-            s: Session {
-                repo: repo.to_string(),
-                key: keys::blob_object(&id),
-                mpu: None,
-                parts: Vec::new(),
-                staged: None,
-                offset: 0,
-                hash: Sha256State::new().to_bytes(),
-            },
-            id,
+            s: Session::new(repo, alg, now_secs()),
+            id: uuid::Uuid::new_v4().simple().to_string(),
             version: 0,
         };
-        let (tail, _) = self.ingest(&mut l, body).await?;
-        self.verify_and_place(&mut l, digest, tail).await?;
-        self.commit_blob(repo, digest, l.s.offset, &l.s.key, None)
-            .await
+        let mut created = Created::default();
+        let done = async {
+            let (tail, _) = self.ingest(&mut l, body, &mut created).await?;
+            self.verify_and_place(&mut l, alg, digest, tail, &mut created)
+                .await?;
+            let key = created.placed.clone().unwrap_or_default();
+            self.commit_blob(repo, digest, l.s.offset, &key, None).await
+        }
+        .await;
+        match done {
+            Ok(Committed::New) => Ok(()),
+            Ok(Committed::Existing(ours)) => {
+                self.forget_object(&ours).await;
+                Ok(())
+            }
+            Err(e) => {
+                self.remove_created(created, Some(digest)).await;
+                Err(e)
+            }
+        }
     }
 
     /// Abandons an upload (`DELETE`).
     pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<()> {
         let l = self.load_session(repo, id).await?;
-        self.discard(&l).await;
-        self.kv
-            .write(WriteOp::delete(keys::upload(&l.id), keys::META))
-            .await?;
-        Ok(())
+        match self.kv.transact(end_session_ops(&l)).await {
+            Ok(()) => {
+                self.discard(&l).await;
+                Ok(())
+            }
+            Err(KvError::ConditionFailed { .. }) => Err(gone()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Links a blob from `from` (or, without `from`, any blob this registry
@@ -201,41 +340,126 @@ impl Registry {
         digest: &Digest,
         from: Option<&RepoName>,
     ) -> Result<bool> {
-        let source = match from {
+        let meta_key = (keys::blob(digest), keys::META.to_owned());
+        let found = match from {
             Some(f) => {
-                self.kv
-                    .get(&keys::repo(f), &keys::blob_link(digest))
-                    .await?
+                let link_key = (keys::repo(f), keys::blob_link(digest));
+                let mut found = self.kv.batch_get(&[meta_key, link_key]).await?;
+                // Mounting from a repository needs its link: it is what
+                // says the blob may be read through that repository.
+                if found.pop().flatten().is_none() {
+                    return Ok(false);
+                }
+                found.pop().flatten()
             }
-            None => self.kv.get(&keys::blob(digest), keys::META).await?,
+            None => self.kv.get(&meta_key.0, &meta_key.1).await?,
         };
-        let Some(source) = source else {
+        let Some(meta) = found else {
             return Ok(false);
         };
-        let (Some(size), Some(key)) = (source.n(attr::SIZE), source.s(attr::KEY)) else {
+        let (Some(size), Some(key)) = (meta.n(attr::SIZE), meta.s(attr::KEY)) else {
             return Ok(false);
         };
+        // The new link carries the object key META names now.
         let ops = vec![
-            touch_blob(digest, now_secs()),
+            WriteOp::Update {
+                pk: keys::blob(digest),
+                sk: keys::META.to_owned(),
+                set: [(attr::LAST_REFERENCED.to_owned(), Attr::N(now_secs()))].into(),
+                cond: Cond::Eq(attr::KEY.to_owned(), Attr::S(key.to_owned())),
+            },
             WriteOp::put(link_item(repo, digest, size as u64, key)),
         ];
         match self.kv.transact(ops).await {
             Ok(()) => Ok(true),
-            // The blob was collected since the link was read.
+            // The blob was collected or replaced since it was read.
             Err(KvError::ConditionFailed { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }
 
+    /// Removes expired upload sessions and their data: multipart uploads,
+    /// staged chunks, records. `now` is the sweep's clock (epoch seconds).
+    /// Idempotent; safe to run while uploads continue.
+    pub async fn sweep_uploads(&self, now: i64) -> Result<SweepReport> {
+        let mut report = SweepReport::default();
+        // Only sessions older than the idle TTL can have expired.
+        let bound = keys::upload_index_sk(now - self.opts.upload_ttl.as_secs() as i64, "");
+        for shard in keys::UPLOAD_INDEX_SHARDS {
+            let mut q = Query {
+                pk: keys::upload_index_pk(shard),
+                range: SkRange::Between(String::new(), bound.clone()),
+                limit: 100,
+                after: None,
+            };
+            loop {
+                let page = self.kv.query(&q).await?;
+                for entry in &page.items {
+                    report.examined += 1;
+                    if self.sweep_one(entry, now).await? {
+                        report.removed += 1;
+                    }
+                }
+                match page.next {
+                    Some(n) => q.after = Some(n),
+                    None => break,
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Sweeps the session of one index entry if it has expired.
+    async fn sweep_one(&self, entry: &Item, now: i64) -> Result<bool> {
+        let id = entry.sk.rsplit('#').next().unwrap_or_default().to_owned();
+        let drop_entry = WriteOp::delete(entry.pk.clone(), entry.sk.clone());
+        let Some(item) = self.kv.get(&keys::upload(&id), keys::META).await? else {
+            // Finished long ago, or removed by the store's own TTL.
+            self.kv.write(drop_entry).await?;
+            return Ok(false);
+        };
+        if item.n(attr::EXPIRES).is_some_and(|e| e > now) {
+            return Ok(false);
+        }
+        let l = match decode_session(&id, &item) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(upload = %id, error = %e, "dropping an unreadable upload session");
+                self.kv
+                    .transact(vec![
+                        drop_entry,
+                        WriteOp::delete(keys::upload(&id), keys::META),
+                    ])
+                    .await?;
+                return Ok(true);
+            }
+        };
+        match self.kv.transact(end_session_ops(&l)).await {
+            Ok(()) => {
+                self.discard(&l).await;
+                Ok(true)
+            }
+            // Renewed by a request meanwhile: it lives on.
+            Err(KvError::ConditionFailed { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Tails shorter than this are staged rather than written as parts.
+    fn stage_below(&self) -> u64 {
+        self.opts.min_part_size.max(self.blobs.min_part_size())
+    }
+
     /// Streams `body` into the session: hashes it and writes full parts.
     /// Returns the unwritten tail (staged bytes first) and the body length.
-    async fn ingest(&self, l: &mut Loaded, mut body: ByteStream) -> Result<(BytesMut, u64)> {
-        let mut hasher = Sha256State::from_bytes(&l.s.hash).map_err(corrupt)?;
-        let part_size = self
-            .opts
-            .part_size
-            .max(self.blobs.min_part_size() as usize)
-            .max(1);
+    async fn ingest(
+        &self,
+        l: &mut Loaded,
+        mut body: ByteStream,
+        created: &mut Created,
+    ) -> Result<(BytesMut, u64)> {
+        let mut hasher = HashState::from_bytes(&l.s.hash).map_err(corrupt)?;
+        let part_size = self.opts.part_size.max(self.stage_below() as usize).max(1);
         let mut buf = BytesMut::new();
         if let Some(staged) = &l.s.staged {
             buf.extend_from_slice(&read_all(self.blobs.as_ref(), staged).await?);
@@ -248,120 +472,182 @@ impl Registry {
             buf.extend_from_slice(&chunk);
             while buf.len() >= part_size {
                 let part = buf.split_to(part_size).freeze();
-                self.write_part(&mut l.s, part).await?;
+                self.write_part(&mut l.s, part, created).await?;
             }
         }
-        l.s.offset += received;
+        l.s.offset = l.s.offset.checked_add(received).ok_or_else(|| {
+            RegistryError::SizeInvalid("the upload is larger than any blob can be".into())
+        })?;
         l.s.hash = hasher.to_bytes();
         Ok((buf, received))
     }
 
-    async fn write_part(&self, s: &mut Session, data: Bytes) -> Result<()> {
+    async fn write_part(&self, s: &mut Session, data: Bytes, created: &mut Created) -> Result<()> {
+        if s.etags.len() >= self.opts.max_parts {
+            return Err(RegistryError::SizeInvalid(format!(
+                "the upload reached {} parts; send chunks of at least {} bytes",
+                self.opts.max_parts, self.opts.part_size
+            )));
+        }
         let upload_id = match &s.mpu {
             Some(u) => u.clone(),
             None => {
-                let u = self.blobs.create_multipart(&s.key).await?;
+                let key = keys::new_blob_object();
+                let u = self.blobs.create_multipart(&key).await?;
+                created.mpu = Some((key.clone(), u.clone()));
+                s.key = key;
                 s.mpu = Some(u.clone());
                 u
             }
         };
-        let number = s.parts.len() as u32 + 1;
+        let number = s.etags.len() as u32 + 1;
         let etag = self
             .blobs
             .upload_part(&s.key, &upload_id, number, data)
             .await?;
-        s.parts.push(CompletedPart { number, etag });
+        s.etags.push(etag);
         Ok(())
     }
 
-    /// Checks the digest, then writes the tail and puts the object in place.
+    /// Checks the digest and puts the object in place (recorded in
+    /// `created.placed`). A digest in the session's own algorithm is checked
+    /// from the saved hash state before anything is placed; another
+    /// algorithm is checked by reading the placed object back (the rare
+    /// case: clients name content by SHA-256).
     async fn verify_and_place(
         &self,
         l: &mut Loaded,
+        alg: Algorithm,
         digest: &Digest,
         tail: BytesMut,
+        created: &mut Created,
     ) -> Result<()> {
-        let actual = Sha256State::from_bytes(&l.s.hash)
-            .map_err(corrupt)?
-            .digest();
-        if &actual != digest {
-            self.discard(l).await;
-            if l.version > 0 {
-                self.kv
-                    .write(WriteOp::delete(keys::upload(&l.id), keys::META))
-                    .await?;
-            }
-            return Err(RegistryError::DigestInvalid(format!(
-                "content has digest {actual}, not {digest}"
-            )));
+        let state = HashState::from_bytes(&l.s.hash).map_err(corrupt)?;
+        let same_alg = state.algorithm() == alg;
+        if same_alg {
+            check_digest(&state.digest(), digest)?;
         }
-        match l.s.mpu.clone() {
+        let key = match l.s.mpu.clone() {
             Some(upload_id) => {
                 if !tail.is_empty() {
-                    self.write_part(&mut l.s, tail.freeze()).await?;
+                    self.write_part(&mut l.s, tail.freeze(), created).await?;
                 }
                 self.blobs
-                    .complete_multipart(&l.s.key, &upload_id, &l.s.parts)
+                    .complete_multipart(&l.s.key, &upload_id, &l.s.parts())
                     .await?;
+                // Completed: nothing left to abort.
+                created.mpu = None;
+                l.s.key.clone()
             }
-            None => self.blobs.put(&l.s.key, tail.freeze()).await?,
+            None => {
+                let key = keys::new_blob_object();
+                self.blobs.put(&key, tail.freeze()).await?;
+                key
+            }
+        };
+        created.placed = Some(key.clone());
+        if !same_alg {
+            let mut hasher = HashState::new(alg);
+            let mut obj = self.blobs.get(&key, None).await?;
+            while let Some(chunk) = obj.body.next().await {
+                hasher.update(&chunk.map_err(RegistryError::Body)?);
+            }
+            check_digest(&hasher.digest(), digest)?;
         }
         Ok(())
     }
 
-    /// Records a stored blob and links it into `repo`, ending the session.
-    /// If the registry already holds the digest, links the existing object
-    /// and drops the new copy.
+    /// Records a placed blob and links it into `repo`, ending the session
+    /// (only if nobody changed it since it was read). If the registry
+    /// already holds the digest, links the stored object instead, unless
+    /// that object is missing or has the wrong size, in which case the new
+    /// one replaces it.
     async fn commit_blob(
         &self,
         repo: &RepoName,
         digest: &Digest,
         size: u64,
         key: &str,
-        session: Option<&str>,
-    ) -> Result<()> {
+        session: Option<&Loaded>,
+    ) -> Result<Committed> {
         let now = now_secs();
-        let end_session = || session.map(|id| WriteOp::delete(keys::upload(id), keys::META));
-        let meta = Item::new(keys::blob(digest), keys::META)
-            .with(attr::SIZE, Attr::N(size as i64))
-            .with(attr::KEY, Attr::S(key.to_owned()))
-            .with(attr::LAST_REFERENCED, Attr::N(now));
-        let mut ops = vec![
-            WriteOp::Put {
-                item: meta,
-                cond: Cond::NotExists,
-            },
-            WriteOp::put(link_item(repo, digest, size, key)),
-        ];
-        ops.extend(end_session());
+        let session_ops = || session.map(end_session_ops).unwrap_or_default();
+        // The session's ops come first: index 0 failing means another
+        // request got there first.
+        let lost_race =
+            |e: &KvError| session.is_some() && matches!(e, KvError::ConditionFailed { index: 0 });
+        let meta = |key: &str| {
+            Item::new(keys::blob(digest), keys::META)
+                .with(attr::SIZE, Attr::N(size as i64))
+                .with(attr::KEY, Attr::S(key.to_owned()))
+                .with(attr::LAST_REFERENCED, Attr::N(now))
+        };
+        let mut ops = session_ops();
+        let meta_at = ops.len();
+        ops.push(WriteOp::Put {
+            item: meta(key),
+            cond: Cond::NotExists,
+        });
+        ops.push(WriteOp::put(link_item(repo, digest, size, key)));
         match self.kv.transact(ops).await {
-            Ok(()) => return Ok(()),
-            Err(KvError::ConditionFailed { index: 0 }) => {}
+            Ok(()) => return Ok(Committed::New),
+            Err(e) if lost_race(&e) => return Err(gone()),
+            Err(KvError::ConditionFailed { index }) if index == meta_at => {}
             Err(e) => return Err(e.into()),
         }
-        // Already stored: keep the first copy.
-        for _ in 0..3 {
+        // Already stored. Keep the stored copy if it is really there.
+        for _ in 0..5 {
             let Some(existing) = self.kv.get(&keys::blob(digest), keys::META).await? else {
-                continue;
-            };
-            let existing_key = existing.s(attr::KEY).unwrap_or_default().to_owned();
-            let mut ops = vec![
-                touch_blob(digest, now),
-                WriteOp::put(link_item(repo, digest, size, &existing_key)),
-            ];
-            ops.extend(end_session());
-            match self.kv.transact(ops).await {
-                Ok(()) => {
-                    self.forget_object(key).await;
-                    return Ok(());
+                // Collected meanwhile: store ours as the first copy.
+                let mut ops = session_ops();
+                ops.push(WriteOp::Put {
+                    item: meta(key),
+                    cond: Cond::NotExists,
+                });
+                ops.push(WriteOp::put(link_item(repo, digest, size, key)));
+                match self.kv.transact(ops).await {
+                    Ok(()) => return Ok(Committed::New),
+                    Err(e) if lost_race(&e) => return Err(gone()),
+                    Err(KvError::ConditionFailed { .. }) => continue,
+                    Err(e) => return Err(e.into()),
                 }
+            };
+            let stored_key = existing.s(attr::KEY).unwrap_or_default().to_owned();
+            if stored_key == key {
+                // Nothing can have recorded a key this request just made.
+                return Err(RegistryError::UploadInvalid(
+                    "the blob record already names this upload's object".into(),
+                ));
+            }
+            let stored_ok = self.blobs.head(&stored_key).await? == Some(size);
+            let unchanged = Cond::Eq(attr::KEY.to_owned(), Attr::S(stored_key.clone()));
+            let mut ops = session_ops();
+            let outcome = if stored_ok {
+                ops.push(WriteOp::Update {
+                    pk: keys::blob(digest),
+                    sk: keys::META.to_owned(),
+                    set: [(attr::LAST_REFERENCED.to_owned(), Attr::N(now))].into(),
+                    cond: unchanged,
+                });
+                ops.push(WriteOp::put(link_item(repo, digest, size, &stored_key)));
+                Committed::Existing(key.to_owned())
+            } else {
+                tracing::warn!(%digest, key = %stored_key, "stored blob object is missing or has the wrong size; replacing it with the new upload");
+                ops.push(WriteOp::Put {
+                    item: meta(key),
+                    cond: unchanged,
+                });
+                ops.push(WriteOp::put(link_item(repo, digest, size, key)));
+                Committed::New
+            };
+            match self.kv.transact(ops).await {
+                Ok(()) => return Ok(outcome),
+                Err(e) if lost_race(&e) => return Err(gone()),
                 Err(KvError::ConditionFailed { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(RegistryError::UploadInvalid(
-            "the blob changed state concurrently; retry the upload".to_owned(),
-        ))
+        Err(RegistryError::Busy)
     }
 
     async fn load_session(&self, repo: &RepoName, id: &str) -> Result<Loaded> {
@@ -373,50 +659,84 @@ impl Registry {
             .get(&keys::upload(id), keys::META)
             .await?
             .ok_or(RegistryError::UploadUnknown)?;
-        let doc = item.b(attr::DOC).ok_or_else(|| corrupt("no document"))?;
-        let s: Session = serde_json::from_slice(doc).map_err(corrupt)?;
-        if s.repo != repo.as_str() {
+        if item.n(attr::EXPIRES).is_some_and(|e| e <= now_secs()) {
             return Err(RegistryError::UploadUnknown);
         }
-        Ok(Loaded {
-            id: id.to_owned(),
-            version: item.n(attr::VERSION).unwrap_or(0),
-            s,
-        })
+        let l = decode_session(id, &item)?;
+        if l.s.repo != repo.as_str() {
+            return Err(RegistryError::UploadUnknown);
+        }
+        Ok(l)
     }
 
-    fn session_item(&self, id: &str, s: &Session, version: i64) -> Result<Item> {
-        let doc = serde_json::to_vec(s).map_err(corrupt)?;
-        Ok(Item::new(keys::upload(id), keys::META)
+    /// The session item at `version`: it expires after the idle TTL, and
+    /// never later than the session's maximum age.
+    fn session_item(&self, l: &Loaded, version: i64, now: i64) -> Result<Item> {
+        let doc = serde_json::to_vec(&l.s).map_err(corrupt)?;
+        let expires = (now + self.opts.upload_ttl.as_secs() as i64)
+            .min(l.s.created + self.opts.upload_max_age.as_secs() as i64);
+        Ok(Item::new(keys::upload(&l.id), keys::META)
             .with(attr::DOC, Attr::B(doc))
             .with(attr::VERSION, Attr::N(version))
-            .with(
-                TTL_ATTR,
-                Attr::N(now_secs() + self.opts.upload_ttl.as_secs() as i64),
-            ))
+            .with(attr::EXPIRES, Attr::N(expires))
+            .with(TTL_ATTR, Attr::N(expires + SWEEP_GRACE_SECS)))
     }
 
     /// Saves the session if nobody else changed it since it was read.
     async fn save_session(&self, l: &Loaded) -> Result<()> {
-        let item = self.session_item(&l.id, &l.s, l.version + 1)?;
+        let item = self.session_item(l, l.version + 1, now_secs())?;
         let cond = Cond::Eq(attr::VERSION.to_owned(), Attr::N(l.version));
         match self.kv.write(WriteOp::Put { item, cond }).await {
-            Err(KvError::ConditionFailed { .. }) => Err(RegistryError::UploadInvalid(
-                "the upload was changed by a concurrent request".to_owned(),
-            )),
+            Err(KvError::ConditionFailed { .. }) => Err(gone()),
             r => Ok(r?),
         }
     }
 
-    /// Drops the bytes of an abandoned upload (best effort).
+    /// Removes a session's records if it is still as read (best effort).
+    async fn end_session(&self, l: &Loaded) {
+        if l.version > 0
+            && let Err(e) = self.kv.transact(end_session_ops(l)).await
+        {
+            tracing::debug!(error = %e, "upload session not ended");
+        }
+    }
+
+    /// Drops the bytes of an abandoned session (best effort).
     async fn discard(&self, l: &Loaded) {
         if let Some(u) = &l.s.mpu
             && let Err(e) = self.blobs.abort_multipart(&l.s.key, u).await
         {
-            tracing::warn!(error = %e, "could not abort a multipart upload");
+            tracing::debug!(error = %e, "could not abort a multipart upload");
         }
         if let Some(staged) = &l.s.staged {
             self.forget_object(staged).await;
+        }
+    }
+
+    /// Removes what a failed request created. A placed object is deleted
+    /// only if the digest's record does not name it.
+    async fn remove_created(&self, created: Created, digest: Option<&Digest>) {
+        if let Some((key, u)) = &created.mpu
+            && let Err(e) = self.blobs.abort_multipart(key, u).await
+        {
+            tracing::debug!(error = %e, "could not abort a multipart upload");
+        }
+        for key in &created.staged {
+            self.forget_object(key).await;
+        }
+        let Some(placed) = created.placed else {
+            return;
+        };
+        let recorded = match digest {
+            Some(d) => match self.kv.get(&keys::blob(d), keys::META).await {
+                Ok(meta) => meta.and_then(|m| m.s(attr::KEY).map(str::to_owned)),
+                // Unsure: keeping an orphan is safe, deleting might not be.
+                Err(_) => return,
+            },
+            None => None,
+        };
+        if recorded.as_deref() != Some(placed.as_str()) {
+            self.forget_object(&placed).await;
         }
     }
 
@@ -429,15 +749,55 @@ impl Registry {
     }
 }
 
-fn check_algorithm(digest: &Digest) -> Result<()> {
-    if is_sha256(digest) {
+/// How a finished upload was recorded.
+enum Committed {
+    /// The placed object is the digest's object now.
+    New,
+    /// The digest was already stored; the placed object (this key) is a
+    /// spare copy to delete.
+    Existing(String),
+}
+
+fn algorithm(digest: &Digest) -> Result<Algorithm> {
+    Algorithm::of(digest).ok_or_else(|| {
+        RegistryError::DigestInvalid(format!(
+            "digest algorithm {} is not supported; use sha256 or sha512",
+            digest.algorithm()
+        ))
+    })
+}
+
+fn check_digest(actual: &Digest, claimed: &Digest) -> Result<()> {
+    if actual == claimed {
         Ok(())
     } else {
         Err(RegistryError::DigestInvalid(format!(
-            "{} digests are not supported for uploads; use sha256",
-            digest.algorithm()
+            "content has digest {actual}, not {claimed}"
         )))
     }
+}
+
+fn decode_session(id: &str, item: &Item) -> Result<Loaded> {
+    let doc = item.b(attr::DOC).ok_or_else(|| corrupt("no document"))?;
+    let s: Session = serde_json::from_slice(doc).map_err(corrupt)?;
+    Ok(Loaded {
+        id: id.to_owned(),
+        version: item.n(attr::VERSION).unwrap_or(0),
+        s,
+    })
+}
+
+/// Deletes a session (if still at the version read) and its index entry.
+fn end_session_ops(l: &Loaded) -> Vec<WriteOp> {
+    let (index_pk, index_sk) = keys::upload_index(&l.id, l.s.created);
+    vec![
+        WriteOp::Delete {
+            pk: keys::upload(&l.id),
+            sk: keys::META.to_owned(),
+            cond: Cond::Eq(attr::VERSION.to_owned(), Attr::N(l.version)),
+        },
+        WriteOp::delete(index_pk, index_sk),
+    ]
 }
 
 /// The repository's link to a blob.
@@ -454,5 +814,29 @@ pub(super) fn touch_blob(digest: &Digest, now: i64) -> WriteOp {
         sk: keys::META.to_owned(),
         set: [(attr::LAST_REFERENCED.to_owned(), Attr::N(now))].into(),
         cond: Cond::Exists,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges_are_checked_without_overflow() {
+        assert_eq!(check_range(None, 5).unwrap(), None);
+        assert_eq!(check_range(Some((5, 9)), 5).unwrap(), Some(5));
+        assert!(matches!(
+            check_range(Some((0, 9)), 5),
+            Err(RegistryError::RangeInvalid { offset: 5 })
+        ));
+        assert!(matches!(
+            check_range(Some((0, u64::MAX)), 0),
+            Err(RegistryError::RangeInvalid { offset: 0 })
+        ));
+        assert!(matches!(
+            check_range(Some((5, 4)), 5),
+            Err(RegistryError::RangeInvalid { .. })
+        ));
+        assert_eq!(check_range(Some((1, u64::MAX)), 1).unwrap(), Some(u64::MAX));
     }
 }

@@ -214,6 +214,19 @@ pub mod kv {
             .map(|i| i.sk)
             .collect();
         assert_eq!(got, ["TAG#05", "TAG#06", "TAG#07"]);
+        // Open-ended lower bound and empty prefix (the sweeper's and the
+        // embedded queue's shapes; DynamoDB refuses empty key values).
+        let up_to = Query {
+            pk: pk.clone(),
+            range: SkRange::Between(String::new(), "TAG#01".into()),
+            limit: 100,
+            after: None,
+        };
+        let got: Vec<_> = kv.query(&up_to).await.unwrap().items;
+        let got: Vec<_> = got.into_iter().map(|i| i.sk).collect();
+        assert_eq!(got, ["MANIFEST#x", "TAG#00", "TAG#01"]);
+        let all = kv.query(&Query::prefix(pk.clone(), "", 100)).await.unwrap();
+        assert_eq!(all.items.len(), 27);
         let empty = kv
             .query(&Query::prefix(pk.clone(), "NOPE#", 5))
             .await

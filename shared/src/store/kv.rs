@@ -232,6 +232,10 @@ pub enum KvError {
         "a transaction holds at most {MAX_TRANSACTION_OPS} operations and touches each item once"
     )]
     InvalidTransaction,
+    /// Concurrent transactions on the same items kept the write from
+    /// committing (DynamoDB's `TransactionConflict`); retrying may succeed.
+    #[error("the write conflicted with concurrent writes")]
+    Conflict,
     #[error("metadata store: {0}")]
     Backend(String),
 }

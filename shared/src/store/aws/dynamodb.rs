@@ -249,6 +249,10 @@ impl DynamoKv {
                 Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
                     Err(KvError::ConditionFailed { index: 0 })
                 }
+                // The item is part of a transaction in flight.
+                Err(e) if e.code() == Some("TransactionConflictException") => {
+                    Err(KvError::Conflict)
+                }
                 Err(e) => Err(backend(e)),
             }
         }
@@ -364,8 +368,16 @@ impl Kv for DynamoKv {
         let mut e = Expr::default();
         let pk = e.name(PK);
         let pkv = e.value(AttributeValue::S(q.pk.clone()));
+        // DynamoDB refuses empty strings in key conditions: an empty
+        // prefix is the whole partition, an empty lower bound is no bound.
         let cond = match &q.range {
             SkRange::All => format!("{pk} = {pkv}"),
+            SkRange::Prefix(p) if p.is_empty() => format!("{pk} = {pkv}"),
+            SkRange::Between(a, b) if a.is_empty() => {
+                let sk = e.name(SK);
+                let vb = e.value(AttributeValue::S(b.clone()));
+                format!("{pk} = {pkv} AND {sk} <= {vb}")
+            }
             SkRange::Prefix(p) => {
                 let sk = e.name(SK);
                 let v = e.value(AttributeValue::S(p.clone()));
@@ -464,8 +476,11 @@ impl Kv for DynamoKv {
             let conflict = reasons
                 .iter()
                 .any(|r| r.code() == Some("TransactionConflict"));
-            if !conflict || attempt >= 4 {
+            if !conflict {
                 return Err(backend(e));
+            }
+            if attempt >= 4 {
+                return Err(KvError::Conflict);
             }
             attempt += 1;
             tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
