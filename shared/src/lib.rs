@@ -11,8 +11,11 @@
 //!   referrers, catalog) written once against the ports.
 //! - [`http`]: the routers: typed `/v2/` route parsing, handlers, the one
 //!   place errors become OCI error bodies.
+//! - [`jobs`]: background work (the `gc` worker's sweeps), idempotent, run
+//!   by the SQS worker functions and by `berth serve` in-process.
 //! - [`auth`]: signed upload-session tokens (and, later, users, tokens, RBAC).
 //! - [`config`]: typed configuration from flags and the environment.
+//! - [`wiring`]: the composition root: which adapters back the registry.
 //! - `lambda` (feature `lambda`): the per-route Lambda functions' routers,
 //!   the API Gateway / Lambda limits harness, SQS worker helpers, and the
 //!   local "API Gateway" stack.
@@ -23,8 +26,12 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod jobs;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod oci;
 pub mod registry;
 pub mod store;
+#[cfg(feature = "contract")]
+pub mod testing;
+pub mod wiring;

@@ -19,7 +19,7 @@ struct AwsApp {
 async fn aws_app() -> AwsApp {
     let moto = support::moto();
     let calls = CallCounter::default();
-    let registry = berth::store::aws::registry(&moto.sdk().await, &moto.settings(), &calls);
+    let registry = moto.registry(&calls).await;
     AwsApp {
         app: TestApp::over(registry),
         calls,

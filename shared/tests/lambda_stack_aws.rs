@@ -89,8 +89,7 @@ fn http_get(url: &str) -> (u16, Vec<u8>) {
 #[tokio::test]
 async fn a_chunked_push_through_lambda_on_aws_pulls_back_through_a_presigned_url() {
     let m = moto();
-    let registry =
-        berth::store::aws::registry(&m.sdk().await, &m.settings(), &CallCounter::default());
+    let registry = m.registry(&CallCounter::default()).await;
     let state = Arc::new(AppState::new(registry));
     let gateway = GatewayConfig {
         forwarded_proto: "http".to_owned(),

@@ -6,7 +6,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use berth::auth::UploadSigner;
+use berth::auth::{UploadKey, UploadSigner};
 use berth::http::UploadRouting;
 use berth::registry::RegistryOptions;
 use common::*;
@@ -17,7 +17,7 @@ async fn api_and_gateway() -> (TestApp, axum::Router) {
     let api = TestApp::build(RegistryOptions::default(), None, |mut s| {
         s.uploads = UploadRouting {
             gateway_url: Some("http://uploads.example".to_owned()),
-            signer: Some(UploadSigner::new(KEY, 3600)),
+            key: Some(UploadKey::from_signer(UploadSigner::new(KEY, 3600))),
             is_gateway: false,
         };
         s
@@ -26,9 +26,11 @@ async fn api_and_gateway() -> (TestApp, axum::Router) {
     let gateway = api.sibling(|mut s| {
         s.uploads = UploadRouting {
             gateway_url: None,
-            signer: Some(UploadSigner::new(KEY, 3600)),
+            key: Some(UploadKey::from_signer(UploadSigner::new(KEY, 3600))),
             is_gateway: true,
         };
+        // The gateway knows the registry's URL for finished blobs.
+        s.public_url = Some("http://registry.example".to_owned());
         s
     });
     (api, gateway)

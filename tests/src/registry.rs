@@ -369,7 +369,13 @@ fn start_processes(
             let [gateway_port, port] = process::free_ports::<2>();
             let secret = crate::rng::Rng::new().hex(48);
             let mut gateway = berth_command("serve", gateway_port, &data, Some(&env))?;
-            gateway.arg("--gateway").arg("--upload-secret").arg(&secret);
+            // The key goes through the environment, never the command line;
+            // the gateway's public URL is the registry's (finished blobs
+            // are found there).
+            gateway
+                .arg("--gateway")
+                .env("BERTH_UPLOAD_SECRET", &secret)
+                .env("BERTH_PUBLIC_URL", format!("http://127.0.0.1:{port}"));
             start_and_wait(group, names::GATEWAY, gateway_port, gateway, dir)?;
             let mut stack = berth_command("stack", port, &data, Some(&env))?;
             stack.env("BERTH_UPLOAD_SECRET", &secret).env(

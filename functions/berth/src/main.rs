@@ -9,6 +9,7 @@ use berth::config::{
 };
 use berth::http::{AppState, UploadRouting, app};
 use berth::registry::{Registry, RegistryOptions};
+use berth::wiring;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -45,32 +46,27 @@ struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "BERTH_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
+    /// Seconds between sweeps of expired upload sessions (0: never).
+    #[arg(long, env = "BERTH_SWEEP_INTERVAL", default_value_t = 600)]
+    sweep_interval: u64,
     #[command(flatten)]
     uploads: UploadArgs,
 }
 
-/// Where upload sessions continue (DESIGN §4, upload gateway).
+/// Where upload sessions continue (DESIGN §4, upload gateway). The key
+/// that signs upload tokens comes only from the environment
+/// (`BERTH_UPLOAD_SECRET`, or `BERTH_UPLOAD_SECRET_ARN` on AWS), never
+/// from the command line, which other users of the machine can read.
 #[derive(clap::Args)]
 struct UploadArgs {
     /// Base URL of an upload gateway; upload `Location`s point there.
     #[arg(long, env = "BERTH_UPLOAD_GATEWAY_URL", value_parser = parse_public_url)]
     upload_gateway_url: Option<String>,
-    /// Key that signs upload-session tokens (shared by API and gateway).
-    #[arg(long, env = "BERTH_UPLOAD_SECRET", hide_env_values = true)]
-    upload_secret: Option<String>,
-    /// Run as the upload gateway: serve upload sessions only, with a valid token.
+    /// Run as the upload gateway: serve upload sessions only, with a valid
+    /// token. Needs --public-url: the registry's URL, where finished blobs
+    /// are found.
     #[arg(long, env = "BERTH_UPLOAD_GATEWAY", default_value_t = false)]
     gateway: bool,
-}
-
-impl UploadArgs {
-    fn routing(&self) -> Result<UploadRouting, String> {
-        UploadRouting::configure(
-            self.upload_gateway_url.clone(),
-            self.upload_secret.as_deref(),
-            self.gateway,
-        )
-    }
 }
 
 impl ServeArgs {
@@ -100,19 +96,58 @@ fn init_tracing(format: LogFormat) {
 }
 
 /// The registry over the configured backend, with the request settings.
-async fn app_state(cfg: &ServeConfig, uploads: UploadRouting) -> Result<Arc<AppState>, String> {
-    let registry = match cfg.backend {
-        Backend::Local => {
-            let (kv, blobs) = berth::store::open_local(&cfg.data_dir).await?;
-            Registry::new(kv, blobs, RegistryOptions::default())
+async fn app_state(cfg: &ServeConfig, uploads: &UploadArgs) -> Result<Arc<AppState>, String> {
+    let opts = RegistryOptions::default();
+    let (registry, aws) = match cfg.backend {
+        Backend::Local => (wiring::local_registry(&cfg.data_dir, opts).await?, None),
+        Backend::Aws => {
+            let aws = wiring::Aws::from_env().await?;
+            (wiring::aws_registry(&aws, opts), Some(aws))
         }
-        Backend::Aws => berth::store::aws::registry_from_env().await?,
     };
+    if uploads.gateway && cfg.public_url.is_none() {
+        return Err(
+            "the upload gateway needs --public-url (BERTH_PUBLIC_URL): the registry's URL, \
+             where clients find a finished blob"
+                .to_owned(),
+        );
+    }
+    let uploads = UploadRouting::configure(
+        uploads.upload_gateway_url.clone(),
+        wiring::upload_key_from_env(aws.as_ref())?,
+        uploads.gateway,
+    )?;
     Ok(Arc::new(AppState {
         registry,
         public_url: cfg.public_url.clone(),
         uploads,
     }))
+}
+
+/// Sweeps expired upload sessions every `interval` seconds (what the `gc`
+/// function's schedule does in AWS).
+fn spawn_sweeper(registry: Registry, interval: u64) {
+    if interval == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(interval));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match registry.sweep_uploads(berth::store::now_secs()).await {
+                Ok(r) if r.removed > 0 => {
+                    tracing::info!(
+                        removed = r.removed,
+                        examined = r.examined,
+                        "swept expired uploads"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeping expired uploads failed"),
+            }
+        }
+    });
 }
 
 async fn bind(
@@ -125,8 +160,12 @@ async fn bind(
     Ok((listener, addr))
 }
 
-async fn serve(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
-    let state = app_state(&cfg, uploads).await?;
+async fn serve(args: &ServeArgs) -> Result<(), String> {
+    let cfg = args.config();
+    let state = app_state(&cfg, &args.uploads).await?;
+    if !args.uploads.gateway {
+        spawn_sweeper(state.registry.clone(), args.sweep_interval);
+    }
     let (listener, addr) = bind(&cfg).await?;
     match cfg.backend {
         Backend::Local => {
@@ -140,10 +179,12 @@ async fn serve(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
 }
 
 /// `berth stack`: the functions as Lambda runs them, on one port.
-async fn stack(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
+async fn stack(args: &ServeArgs) -> Result<(), String> {
     use berth::lambda::apigw::GatewayConfig;
     use berth::lambda::stack::Stack;
-    let state = app_state(&cfg, uploads).await?;
+    let cfg = args.config();
+    let state = app_state(&cfg, &args.uploads).await?;
+    spawn_sweeper(state.registry.clone(), args.sweep_interval);
     // Clients reach the stack over plain HTTP, so that is what the
     // functions are told (API Gateway itself would say https/443).
     let gateway = GatewayConfig {
@@ -180,33 +221,16 @@ async fn shutdown() {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => {
-            let cfg = args.config();
-            init_tracing(cfg.log_format);
-            let started = match args.uploads.routing() {
-                Ok(uploads) => serve(cfg, uploads).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = started {
-                tracing::error!("{e}");
-                eprintln!("berth: {e}");
-                return std::process::ExitCode::FAILURE;
-            }
-        }
-        Command::Stack(args) => {
-            let cfg = args.config();
-            init_tracing(cfg.log_format);
-            let started = match args.uploads.routing() {
-                Ok(uploads) => stack(cfg, uploads).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = started {
-                tracing::error!("{e}");
-                eprintln!("berth: {e}");
-                return std::process::ExitCode::FAILURE;
-            }
-        }
+    let (Command::Serve(args) | Command::Stack(args)) = &cli.command;
+    init_tracing(args.log_format);
+    let run = match &cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Stack(args) => stack(args).await,
+    };
+    if let Err(e) = run {
+        tracing::error!("{e}");
+        eprintln!("berth: {e}");
+        return std::process::ExitCode::FAILURE;
     }
     std::process::ExitCode::SUCCESS
 }

@@ -3,56 +3,12 @@
 //! upload finished, and the pull redirected to a presigned URL.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use berth::lambda::runtime_api::RuntimeApi;
+use berth::testing::MotoUp;
 use bytes::Bytes;
 use http::Request;
-
-/// moto with Berth's resources, stopped when dropped.
-struct Moto {
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../localstack")
-        .join(name)
-}
-
-impl Moto {
-    fn up() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bash")
-            .arg(script("moto-up"))
-            .env("BERTH_MOTO_DIR", dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "moto-up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let env = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
-            .collect();
-        Self { dir, env }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script("moto-down"))
-            .env("BERTH_MOTO_DIR", self.dir.path())
-            .status();
-    }
-}
 
 async fn call(
     api: &RuntimeApi,
@@ -76,7 +32,7 @@ async fn call(
 
 #[tokio::test]
 async fn uploads_a_chunk_and_redirects_pulls_to_s3() {
-    let moto = Moto::up();
+    let moto = MotoUp::start().unwrap();
     let api = RuntimeApi::start().await.unwrap();
     let _function = api
         .spawn(
@@ -127,13 +83,7 @@ async fn uploads_a_chunk_and_redirects_pulls_to_s3() {
     )
     .await;
     assert_eq!(out["statusCode"], 307, "{out}");
-    let endpoint = moto
-        .env
-        .iter()
-        .find(|(k, _)| k == "AWS_ENDPOINT_URL")
-        .unwrap()
-        .1
-        .clone();
+    let endpoint = moto.var("AWS_ENDPOINT_URL").unwrap().to_owned();
     assert!(
         out["headers"]["location"]
             .as_str()

@@ -2,59 +2,15 @@
 //! environment against DynamoDB and S3 on moto (`localstack/moto-up`).
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth::lambda::runtime_api::RuntimeApi;
+use berth::testing::MotoUp;
 use bytes::Bytes;
 use http::Request;
 
 const BIN: &str = env!("CARGO_BIN_EXE_berth-manifest");
-
-/// moto with Berth's resources, stopped when dropped.
-struct Moto {
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../localstack")
-        .join(name)
-}
-
-impl Moto {
-    fn up() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bash")
-            .arg(script("moto-up"))
-            .env("BERTH_MOTO_DIR", dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "moto-up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let env = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
-            .collect();
-        Self { dir, env }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script("moto-down"))
-            .env("BERTH_MOTO_DIR", self.dir.path())
-            .status();
-    }
-}
 
 /// Invokes the manifest binary with the event API Gateway would send to
 /// `route_function` (`manifest` and `blob` serve the same `/v2` router).
@@ -79,7 +35,7 @@ async fn call(api: &RuntimeApi, method: &str, uri: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn serves_the_registry_api_from_dynamodb_and_s3() {
-    let moto = Moto::up();
+    let moto = MotoUp::start().unwrap();
     let api = RuntimeApi::start().await.unwrap();
     let _function = api.spawn(Path::new(BIN), "manifest", &moto.env).unwrap();
 

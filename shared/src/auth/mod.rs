@@ -4,4 +4,4 @@
 
 pub mod upload_token;
 
-pub use upload_token::{UploadSigner, UploadTokenError};
+pub use upload_token::{SecretSource, UploadKey, UploadSigner, UploadTokenError};

@@ -128,10 +128,134 @@ impl UploadSigner {
     }
 }
 
+/// Where a secret key comes from when it is not in the configuration
+/// itself (e.g. Secrets Manager, read by ARN).
+#[async_trait::async_trait]
+pub trait SecretSource: Send + Sync + 'static {
+    /// The secret's value. Called once per process, on first use.
+    async fn fetch(&self) -> Result<String, String>;
+}
+
+/// The upload-token key: given directly, or read from a [`SecretSource`]
+/// the first time a token is issued or checked — never at start-up, so a
+/// Lambda function's cold start makes no network call for it. A failed
+/// read is tried again on the next request.
+#[derive(Clone)]
+pub struct UploadKey {
+    ready: std::sync::Arc<tokio::sync::OnceCell<UploadSigner>>,
+    source: Option<std::sync::Arc<dyn SecretSource>>,
+    ttl_secs: i64,
+}
+
+impl std::fmt::Debug for UploadKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadKey")
+            .field("loaded", &self.ready.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shortest accepted key, in bytes.
+pub const MIN_KEY_LEN: usize = 32;
+
+fn checked_key(secret: &str) -> Result<&[u8], String> {
+    if secret.len() < MIN_KEY_LEN {
+        Err(format!(
+            "the upload-token key must be at least {MIN_KEY_LEN} characters"
+        ))
+    } else {
+        Ok(secret.as_bytes())
+    }
+}
+
+impl UploadKey {
+    /// A key given directly (at least [`MIN_KEY_LEN`] characters).
+    pub fn fixed(secret: &str, ttl_secs: i64) -> Result<Self, String> {
+        Ok(Self::from_signer(UploadSigner::new(
+            checked_key(secret)?,
+            ttl_secs,
+        )))
+    }
+
+    pub fn from_signer(signer: UploadSigner) -> Self {
+        let ttl_secs = signer.ttl_secs;
+        Self {
+            ready: std::sync::Arc::new(tokio::sync::OnceCell::new_with(Some(signer))),
+            source: None,
+            ttl_secs,
+        }
+    }
+
+    /// A key read from `source` on first use.
+    pub fn from_source(source: std::sync::Arc<dyn SecretSource>, ttl_secs: i64) -> Self {
+        Self {
+            ready: std::sync::Arc::new(tokio::sync::OnceCell::new()),
+            source: Some(source),
+            ttl_secs,
+        }
+    }
+
+    /// The signer, reading the key first if needed.
+    pub async fn signer(&self) -> Result<&UploadSigner, String> {
+        self.ready
+            .get_or_try_init(|| async {
+                let source = self
+                    .source
+                    .as_ref()
+                    .ok_or_else(|| "no upload-token key is configured".to_owned())?;
+                let secret = source.fetch().await?;
+                Ok(UploadSigner::new(checked_key(&secret)?, self.ttl_secs))
+            })
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    struct Counting(std::sync::atomic::AtomicUsize, &'static str);
+
+    #[async_trait::async_trait]
+    impl SecretSource for Counting {
+        async fn fetch(&self) -> Result<String, String> {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n == 0 {
+                Err("the secret store is unreachable".to_owned())
+            } else {
+                Ok(self.1.to_owned())
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_from_a_source_load_once_and_retry_failures() {
+        let source = std::sync::Arc::new(Counting(
+            std::sync::atomic::AtomicUsize::new(0),
+            "0123456789abcdef0123456789abcdef",
+        ));
+        let key = UploadKey::from_source(source.clone(), 60);
+        assert!(key.signer().await.is_err(), "the first read fails");
+        let token = key.signer().await.unwrap().issue("r", "u", 0);
+        let fixed = UploadKey::fixed("0123456789abcdef0123456789abcdef", 60).unwrap();
+        assert!(
+            fixed
+                .signer()
+                .await
+                .unwrap()
+                .verify(&token, "r", "u", 1)
+                .is_ok()
+        );
+        key.signer().await.unwrap();
+        assert_eq!(source.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(UploadKey::fixed("short", 60).is_err());
+        let short = UploadKey::from_source(
+            std::sync::Arc::new(Counting(std::sync::atomic::AtomicUsize::new(1), "short")),
+            60,
+        );
+        assert!(short.signer().await.is_err());
+    }
 
     fn signer() -> UploadSigner {
         UploadSigner::new(b"0123456789abcdef0123456789abcdef", 3600)

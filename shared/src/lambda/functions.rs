@@ -38,13 +38,14 @@ pub fn registry_router(state: Arc<AppState>) -> Router {
 /// the registry router under `lambda_http::run`.
 #[cfg(all(feature = "aws-dynamodb", feature = "aws-s3"))]
 pub async fn run_registry_function() -> Result<(), lambda_http::Error> {
+    use crate::wiring;
     super::init_tracing();
     let config = super::FunctionConfig::from_env()?;
-    let registry = crate::store::aws::registry_from_env().await?;
+    let aws = wiring::Aws::from_env().await?;
     let state = Arc::new(AppState {
-        registry,
+        registry: wiring::aws_registry(&aws, Default::default()),
         public_url: config.public_url,
-        uploads: config.uploads,
+        uploads: wiring::upload_routing_from_env(Some(&aws))?,
     });
     lambda_http::run(registry_router(state)).await
 }

@@ -44,9 +44,6 @@ pub struct FunctionConfig {
     /// the HTTP API). Without it, URLs are built from `Host` and
     /// `X-Forwarded-Proto`, which API Gateway sets.
     pub public_url: Option<String>,
-    /// Where upload sessions continue and the key that signs their tokens
-    /// (`BERTH_UPLOAD_GATEWAY_URL`, `BERTH_UPLOAD_SECRET`).
-    pub uploads: crate::http::UploadRouting,
 }
 
 impl FunctionConfig {
@@ -55,11 +52,7 @@ impl FunctionConfig {
             Ok(v) if !v.is_empty() => Some(parse_public_url(&v)?),
             _ => None,
         };
-        let uploads = crate::http::UploadRouting::from_env().map_err(ConfigError::Uploads)?;
-        Ok(Self {
-            public_url,
-            uploads,
-        })
+        Ok(Self { public_url })
     }
 }
 

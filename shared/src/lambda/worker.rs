@@ -87,6 +87,23 @@ impl JobHandler for NotConfigured {
     }
 }
 
+#[async_trait]
+impl JobHandler for crate::jobs::gc::Gc {
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        crate::jobs::gc::Gc::run(self, job)
+            .await
+            .map(drop)
+            .map_err(JobError::Failed)
+    }
+
+    async fn tick(&self) -> Result<(), JobError> {
+        crate::jobs::gc::Gc::tick(self)
+            .await
+            .map(drop)
+            .map_err(JobError::Failed)
+    }
+}
+
 /// Runs `handler` once per record and reports the records that failed.
 pub async fn process_batch(event: &SqsEvent, handler: &dyn JobHandler) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();

@@ -19,7 +19,7 @@ pub mod redb_kv;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
 
-#[cfg(any(feature = "aws-dynamodb", feature = "aws-s3", feature = "aws-sqs"))]
+#[cfg(feature = "aws-core")]
 pub mod aws;
 
 pub use blob::{BlobError, BlobStore, ByteStream, CompletedPart, ObjectBody};

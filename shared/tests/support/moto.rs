@@ -110,6 +110,20 @@ impl Moto {
         }
     }
 
+    /// The AWS side of a process on this emulator, reporting to `calls`.
+    pub async fn aws(&self, calls: &CallCounter) -> berth::wiring::Aws {
+        berth::wiring::Aws {
+            sdk: self.sdk().await,
+            settings: self.settings(),
+            calls: calls.clone(),
+        }
+    }
+
+    /// The registry service over this emulator's table and bucket.
+    pub async fn registry(&self, calls: &CallCounter) -> berth::registry::Registry {
+        berth::wiring::aws_registry(&self.aws(calls).await, Default::default())
+    }
+
     pub async fn kv(&self, counter: &CallCounter) -> std::sync::Arc<dyn berth::store::Kv> {
         std::sync::Arc::new(berth::store::aws::dynamodb::DynamoKv::new(
             &self.sdk().await,

@@ -57,6 +57,7 @@ impl Intercept for CallCounter {
                 "dynamodb" | "DynamoDB" => "DynamoDB",
                 "s3" | "S3" => "S3",
                 "sqs" | "SQS" => "SQS",
+                "secretsmanager" | "Secrets Manager" => "SecretsManager",
                 other => other,
             };
             if let Ok(mut c) = self.counts.lock() {
