@@ -1,5 +1,5 @@
 //! The AWS emulator behind the `berth-aws` and `berth-stack` targets: a
-//! private moto server (`python3 -m moto.server`) per registry, with Berth's
+//! private moto server (`localstack/moto-serve`) per registry, with Berth's
 //! table, bucket and queues created by `localstack/create_resources.py`.
 
 use std::path::Path;
@@ -58,14 +58,10 @@ pub fn start_moto(group: &mut Vec<Process>, dir: &Path) -> Result<AwsEnv, String
     let t = std::time::Instant::now();
     let port = process::free_port();
     let mut command = Command::new(&python);
-    command.args([
-        "-m",
-        "moto.server",
-        "-H",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-    ]);
+    // moto with one request at a time: its DynamoDB transactions are not
+    // isolated from concurrent requests otherwise (see the script).
+    command.arg(crate::workspace_root().join("localstack/moto-serve"));
+    command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
     process::env_remove_prefixed(&mut command, &["AWS_"]);
     command.env("PYTHONDONTWRITEBYTECODE", "1");
     group.push(Process::spawn(

@@ -34,10 +34,13 @@ fn start() -> Moto {
     let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
     // The watchdog shell stops moto (by PID) once this test process is gone.
+    // localstack/moto-serve: moto with one request at a time (its
+    // transactions are not isolated otherwise).
     let script = format!(
-        "moto_server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+        "python3 {serve} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
          while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
-        parent = std::process::id()
+        parent = std::process::id(),
+        serve = repo_root().join("localstack/moto-serve").display(),
     );
     // The watchdog outlives this function on purpose; it reaps moto itself.
     #[allow(clippy::zombie_processes)]
@@ -45,12 +48,12 @@ fn start() -> Moto {
         .args(["-c", &script])
         .stdin(Stdio::null())
         .spawn()
-        .expect("moto_server runs (tests/install-deps installs it)");
+        .expect("moto-serve runs (tests/install-deps installs moto)");
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "moto_server did not start on {endpoint}"
+            "moto-serve did not start on {endpoint}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -203,8 +203,32 @@ impl BlobStore for S3BlobStore {
             .content_length(data.len() as i64)
             .body(SdkStream::from(data))
             .send()
-            .await
-            .map_err(backend)?;
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            // A server error (after the SDK's retries) on an upload that no
+            // longer exists is NoSuchUpload: moto 5.2 answers a part sent to
+            // a completed upload with a 500, where S3 says NoSuchUpload.
+            Err(e)
+                if e.raw_response()
+                    .is_some_and(|r| r.status().is_server_error()) =>
+            {
+                let exists = self
+                    .client
+                    .list_parts()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(upload_id)
+                    .max_parts(1)
+                    .send()
+                    .await;
+                return match exists {
+                    Err(l) if l.code() == Some("NoSuchUpload") => Err(BlobError::NoSuchUpload),
+                    _ => Err(backend(e)),
+                };
+            }
+            Err(e) => return Err(backend(e)),
+        };
         out.e_tag
             .ok_or_else(|| BlobError::Backend("S3 returned no ETag for a part".to_owned()))
     }
