@@ -92,7 +92,8 @@ impl Process {
         }
     }
 
-    /// Kills the process by its PID and reaps it. Idempotent.
+    /// Kills the process by its PID with SIGKILL (`kill -9`: no chance to
+    /// flush or clean up) and reaps it. Idempotent.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

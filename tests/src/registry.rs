@@ -120,6 +120,8 @@ pub struct Registry {
     aws: Option<AwsEnv>,
     processes: Vec<Process>,
     dir: TempDir,
+    /// How many times [`Registry::restart`] started the server again.
+    restarts: u32,
 }
 
 /// What one successful start produced.
@@ -155,6 +157,7 @@ impl Registry {
                         aws: started.aws,
                         processes,
                         dir,
+                        restarts: 0,
                     };
                 }
                 Err(e) => {
@@ -233,6 +236,70 @@ impl Registry {
     /// The registry's own data directory (inside its temporary directory).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The PID of the process clients talk to, while it runs.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.process(names::REGISTRY).and_then(Process::pid)
+    }
+
+    /// Kills the process clients talk to with SIGKILL (`kill -9`, by its
+    /// PID) and reaps it. Nothing is flushed or shut down: the data
+    /// directory stays exactly as the kill left it, for
+    /// [`Registry::restart`]. Idempotent.
+    pub fn kill_server(&mut self) {
+        for p in self
+            .processes
+            .iter_mut()
+            .filter(|p| p.name() == names::REGISTRY)
+        {
+            p.stop();
+        }
+    }
+
+    /// Starts the server again on the same data directory, after
+    /// [`Registry::kill_server`] (which this calls first): `berth serve` on
+    /// a fresh port (another process may have taken the old one), ready
+    /// when `GET /v2/` answers; [`Registry::port`] and the URL helpers then
+    /// point at it. Each start logs to `registry.<n>.log` in the registry's
+    /// directory. Only the `berth` target (one process, embedded storage)
+    /// can be restarted this way.
+    pub fn restart(&mut self) -> Result<(), String> {
+        if self.target != Target::Berth {
+            return Err(format!(
+                "only the berth target can be restarted on its data directory, not {}",
+                self.target
+            ));
+        }
+        self.kill_server();
+        let data = self.data_dir();
+        let mut last_error = String::new();
+        for attempt in 1..=START_ATTEMPTS {
+            self.restarts += 1;
+            let port = free_port();
+            let command = berth_command("serve", port, &data, None)?;
+            let log = self
+                .dir
+                .path()
+                .join(format!("{}.{}.log", names::REGISTRY, self.restarts));
+            let mut group = vec![Process::spawn(names::REGISTRY, port, command, &log)?];
+            match process::wait_http(&mut group, port, "/v2/", &[200, 401], READY_TIMEOUT) {
+                Ok(()) => {
+                    self.processes.retain(|p| p.name() != names::REGISTRY);
+                    self.processes.append(&mut group);
+                    self.port = port;
+                    return Ok(());
+                }
+                Err(e) => {
+                    for p in &mut group {
+                        p.stop();
+                    }
+                    let logs: Vec<String> = group.iter().map(Process::describe_log).collect();
+                    last_error = format!("attempt {attempt}: {e}\n{}", logs.join("\n"));
+                }
+            }
+        }
+        Err(format!("the berth server did not restart: {last_error}"))
     }
 
     fn process(&self, name: &str) -> Option<&Process> {

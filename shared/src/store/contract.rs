@@ -456,6 +456,27 @@ pub mod blob {
         );
     }
 
+    /// A request that died after writing part `n + 1` but before recording
+    /// it leaves one part more than the caller names: completing with the
+    /// parts it names, a prefix, stores exactly those bytes (S3 accepts a
+    /// subset of the uploaded parts and drops the rest).
+    pub async fn completion_with_a_prefix_of_the_parts(store: Arc<dyn BlobStore>) {
+        let k = key("prefix");
+        let min = store.min_part_size().max(1) as usize;
+        let parts = [pattern(min, 9), pattern(min, 10), pattern(123, 11)];
+        let id = store.create_multipart(&k).await.unwrap();
+        let mut done = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            let number = i as u32 + 1;
+            let etag = store.upload_part(&k, &id, number, p.clone()).await.unwrap();
+            done.push(CompletedPart { number, etag });
+        }
+        store.complete_multipart(&k, &id, &done[..2]).await.unwrap();
+        let want: Vec<u8> = parts[..2].iter().flat_map(|p| p.iter().copied()).collect();
+        assert_eq!(read_all(store.as_ref(), &k).await.unwrap(), want);
+        assert_eq!(store.head(&k).await.unwrap(), Some(want.len() as u64));
+    }
+
     pub async fn aborted_multipart_leaves_nothing(store: Arc<dyn BlobStore>) {
         let k = key("ab");
         let id = store.create_multipart(&k).await.unwrap();
@@ -555,7 +576,7 @@ macro_rules! blob_contract {
         $crate::__contract_cases!($crate::store::contract::blob, $make;
             put_get_head_delete, ranged_get, multipart_joins_parts_in_order,
             aborted_multipart_leaves_nothing, completion_with_an_overwritten_part_fails, list_by_prefix,
-            presigned_urls_are_short_lived_or_absent);
+            presigned_urls_are_short_lived_or_absent, completion_with_a_prefix_of_the_parts);
     };
 }
 
