@@ -3,11 +3,16 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use berth::config::{
     Backend, DEFAULT_ADDR, DEFAULT_DATA_DIR, LogFormat, ServeConfig, parse_public_url,
 };
-use berth::http::{AppState, UploadRouting, app};
+use berth::http::server::{
+    DEFAULT_BODY_IDLE_TIMEOUT_SECS, DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS,
+    MAX_CONNECTIONS_CEILING,
+};
+use berth::http::{AppState, Limits, UploadRouting, app};
 use berth::registry::{Registry, RegistryOptions};
 use clap::{Parser, Subcommand};
 
@@ -47,6 +52,42 @@ struct ServeArgs {
     log_format: LogFormat,
     #[command(flatten)]
     uploads: UploadArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Limits on slow and stalled clients (`berth::http::server`).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Seconds a client has to send a request's headers; also how long an
+    /// idle keep-alive connection stays open.
+    #[arg(long, env = "BERTH_HEADER_TIMEOUT", default_value_t = DEFAULT_HEADER_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a request body may deliver no bytes (or a client may read
+    /// none of a response) before the request fails and its connection closes.
+    #[arg(long, env = "BERTH_BODY_IDLE_TIMEOUT", default_value_t = DEFAULT_BODY_IDLE_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    body_idle_timeout: u64,
+    /// Open connections at most; beyond it new ones are answered 503.
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_CONNECTIONS_CEILING as u64))]
+    max_connections: u64,
+}
+
+impl LimitArgs {
+    /// The limits, after raising the open-files limit for them.
+    fn limits(&self) -> Limits {
+        let max_connections =
+            usize::try_from(self.max_connections).unwrap_or(MAX_CONNECTIONS_CEILING);
+        berth::http::server::prepare_fd_limit(max_connections);
+        Limits {
+            header_timeout: Duration::from_secs(self.header_timeout),
+            body_idle_timeout: Duration::from_secs(self.body_idle_timeout),
+            max_connections,
+            ..Limits::default()
+        }
+    }
 }
 
 /// Where upload sessions continue (DESIGN §4, upload gateway).
@@ -125,7 +166,7 @@ async fn bind(
     Ok((listener, addr))
 }
 
-async fn serve(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
+async fn serve(cfg: ServeConfig, uploads: UploadRouting, limits: Limits) -> Result<(), String> {
     let state = app_state(&cfg, uploads).await?;
     let (listener, addr) = bind(&cfg).await?;
     match cfg.backend {
@@ -134,13 +175,13 @@ async fn serve(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
         }
         Backend::Aws => tracing::info!(%addr, "berth is serving (aws backend)"),
     }
-    berth::http::serve(listener, app(state), shutdown())
+    berth::http::serve(listener, app(state), limits, shutdown())
         .await
         .map_err(|e| e.to_string())
 }
 
 /// `berth stack`: the functions as Lambda runs them, on one port.
-async fn stack(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
+async fn stack(cfg: ServeConfig, uploads: UploadRouting, limits: Limits) -> Result<(), String> {
     use berth::lambda::apigw::GatewayConfig;
     use berth::lambda::stack::Stack;
     let state = app_state(&cfg, uploads).await?;
@@ -154,7 +195,7 @@ async fn stack(cfg: ServeConfig, uploads: UploadRouting) -> Result<(), String> {
     let stack = Stack::registry(state, gateway).map_err(|e| e.to_string())?;
     let (listener, addr) = bind(&cfg).await?;
     tracing::info!(%addr, backend = ?cfg.backend, "berth stack is serving (API Gateway + Lambda emulation)");
-    berth::lambda::stack::serve(listener, stack, shutdown())
+    berth::lambda::stack::serve(listener, stack, limits, shutdown())
         .await
         .map_err(|e| e.to_string())
 }
@@ -185,7 +226,7 @@ async fn main() -> std::process::ExitCode {
             let cfg = args.config();
             init_tracing(cfg.log_format);
             let started = match args.uploads.routing() {
-                Ok(uploads) => serve(cfg, uploads).await,
+                Ok(uploads) => serve(cfg, uploads, args.limits.limits()).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = started {
@@ -198,7 +239,7 @@ async fn main() -> std::process::ExitCode {
             let cfg = args.config();
             init_tracing(cfg.log_format);
             let started = match args.uploads.routing() {
-                Ok(uploads) => stack(cfg, uploads).await,
+                Ok(uploads) => stack(cfg, uploads, args.limits.limits()).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = started {
