@@ -310,6 +310,12 @@ fn open_fds() -> Option<usize> {
 /// This process's sockets with local port `port`: the server's listener
 /// and the connections it holds (`None` without Linux's `/proc`).
 fn server_sockets(port: u16) -> Option<usize> {
+    server_socket_states(port).map(|states| states.values().sum())
+}
+
+/// [`server_sockets`] by TCP state (`/proc/net/tcp`'s hex code: `01`
+/// established, `08` close-wait, `0A` listen, …).
+fn server_socket_states(port: u16) -> Option<std::collections::BTreeMap<String, usize>> {
     let mut ours = std::collections::HashSet::new();
     for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
         // A descriptor may close between the listing and the look.
@@ -324,7 +330,9 @@ fn server_sockets(port: u16) -> Option<usize> {
             ours.insert(inode.to_owned());
         }
     }
-    let mut n = 0;
+    // By inode: the kernel's table is read in pieces while it changes, so
+    // a socket can be listed twice.
+    let mut seen = std::collections::HashMap::new();
     for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
             continue;
@@ -336,11 +344,15 @@ fn server_sockets(port: u16) -> Option<usize> {
                 .and_then(|a| a.rsplit(':').next())
                 .and_then(|p| u16::from_str_radix(p, 16).ok());
             if local_port == Some(port) && fields.get(9).is_some_and(|i| ours.contains(*i)) {
-                n += 1;
+                seen.insert(fields[9].to_owned(), fields[3].to_owned());
             }
         }
     }
-    Some(n)
+    let mut states = std::collections::BTreeMap::new();
+    for state in seen.into_values() {
+        *states.entry(state).or_default() += 1;
+    }
+    Some(states)
 }
 
 /// Waits until the server holds no connection, only its listener.
@@ -485,9 +497,10 @@ fn a_stalled_upload_is_cut_off_and_its_session_stays_usable() {
 #[test]
 fn a_slow_steady_body_is_never_cut_off() {
     shared(async {
-        let server = start(limits(SHORT, SHORT, 16)).await;
+        let idle = 2 * SHORT;
+        let server = start(limits(SHORT, idle, 16)).await;
         let addr = server.addr;
-        let data = blob(20 * 4096);
+        let data = blob(40 * 4096);
         let upload = start_upload(addr, "library/slow").await;
         let mut s = TcpStream::connect(addr).await.unwrap();
         let length = data.len().to_string();
@@ -501,10 +514,10 @@ fn a_slow_steady_body_is_never_cut_off() {
             ],
         );
         s.write_all(h.as_bytes()).await.unwrap();
-        // 20 pieces, a third of the idle timeout apart: about seven idle
-        // timeouts in all.
+        // 40 pieces, a tenth of the idle timeout apart (ten times the
+        // margin a scheduler hiccup would need): four idle timeouts in all.
         for piece in data.chunks(4096) {
-            tokio::time::sleep(SHORT / 3).await;
+            tokio::time::sleep(idle / 10).await;
             s.write_all(piece).await.unwrap();
         }
         let r = read_response(&mut s, &mut Vec::new()).await.unwrap();
@@ -606,7 +619,11 @@ fn stalled_connections_beyond_the_limit_do_not_starve_a_client_or_leak_descripto
         }
         if let Some(held) = server_sockets(addr.port()) {
             // The listener, at most MAX connections, and one being refused.
-            assert!(held <= MAX + 2, "the server holds {held} sockets");
+            assert!(
+                held <= MAX + 2,
+                "the server holds {held} sockets: {:?}",
+                server_socket_states(addr.port())
+            );
         }
         if let (Some(base), Some(now)) = (baseline, open_fds()) {
             assert!(
@@ -689,7 +706,8 @@ fn two_thousand_stalled_connections_at_the_default_limit() {
         if let Some(held) = server_sockets(addr.port()) {
             assert!(
                 held <= defaults.max_connections + 2,
-                "the server holds {held} sockets"
+                "the server holds {held} sockets: {:?}",
+                server_socket_states(addr.port())
             );
         }
         if let (Some(base), Some(now)) = (baseline, open_fds()) {
