@@ -3,11 +3,16 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use berth::config::{
     Backend, DEFAULT_ADDR, DEFAULT_DATA_DIR, LogFormat, ServeConfig, parse_public_url,
 };
-use berth::http::{AppState, UploadRouting, app};
+use berth::http::server::{
+    DEFAULT_BODY_IDLE_TIMEOUT_SECS, DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS,
+    MAX_CONNECTIONS_CEILING,
+};
+use berth::http::{AppState, Limits, UploadRouting, app};
 use berth::registry::{Registry, RegistryOptions};
 use berth::wiring;
 use clap::{Parser, Subcommand};
@@ -51,6 +56,42 @@ struct ServeArgs {
     sweep_interval: u64,
     #[command(flatten)]
     uploads: UploadArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Limits on slow and stalled clients (`berth::http::server`).
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Seconds a client has to send a request's headers; also how long an
+    /// idle keep-alive connection stays open.
+    #[arg(long, env = "BERTH_HEADER_TIMEOUT", default_value_t = DEFAULT_HEADER_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a request body may deliver no bytes (or a client may read
+    /// none of a response) before the request fails and its connection closes.
+    #[arg(long, env = "BERTH_BODY_IDLE_TIMEOUT", default_value_t = DEFAULT_BODY_IDLE_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    body_idle_timeout: u64,
+    /// Open connections at most; beyond it new ones are answered 503.
+    #[arg(long, env = "BERTH_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_CONNECTIONS_CEILING as u64))]
+    max_connections: u64,
+}
+
+impl LimitArgs {
+    /// The limits, after raising the open-files limit for them.
+    fn limits(&self) -> Limits {
+        let max_connections =
+            usize::try_from(self.max_connections).unwrap_or(MAX_CONNECTIONS_CEILING);
+        berth::http::server::prepare_fd_limit(max_connections);
+        Limits {
+            header_timeout: Duration::from_secs(self.header_timeout),
+            body_idle_timeout: Duration::from_secs(self.body_idle_timeout),
+            max_connections,
+            ..Limits::default()
+        }
+    }
 }
 
 /// Where upload sessions continue (DESIGN §4, upload gateway). The key
@@ -162,6 +203,7 @@ async fn bind(
 
 async fn serve(args: &ServeArgs) -> Result<(), String> {
     let cfg = args.config();
+    let limits = args.limits.limits();
     let state = app_state(&cfg, &args.uploads).await?;
     if !args.uploads.gateway {
         spawn_sweeper(state.registry.clone(), args.sweep_interval);
@@ -173,7 +215,7 @@ async fn serve(args: &ServeArgs) -> Result<(), String> {
         }
         Backend::Aws => tracing::info!(%addr, "berth is serving (aws backend)"),
     }
-    berth::http::serve(listener, app(state), shutdown())
+    berth::http::serve(listener, app(state), limits, shutdown())
         .await
         .map_err(|e| e.to_string())
 }
@@ -183,6 +225,7 @@ async fn stack(args: &ServeArgs) -> Result<(), String> {
     use berth::lambda::apigw::GatewayConfig;
     use berth::lambda::stack::Stack;
     let cfg = args.config();
+    let limits = args.limits.limits();
     let state = app_state(&cfg, &args.uploads).await?;
     spawn_sweeper(state.registry.clone(), args.sweep_interval);
     // Clients reach the stack over plain HTTP, so that is what the
@@ -195,7 +238,7 @@ async fn stack(args: &ServeArgs) -> Result<(), String> {
     let stack = Stack::registry(state, gateway).map_err(|e| e.to_string())?;
     let (listener, addr) = bind(&cfg).await?;
     tracing::info!(%addr, backend = ?cfg.backend, "berth stack is serving (API Gateway + Lambda emulation)");
-    berth::lambda::stack::serve(listener, stack, shutdown())
+    berth::lambda::stack::serve(listener, stack, limits, shutdown())
         .await
         .map_err(|e| e.to_string())
 }

@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod route;
+pub mod server;
 mod v2;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use axum::routing::any;
 
 pub use error::{ApiError, OciCode};
 pub use route::{Mount, V2Route, parse_v2_path};
+pub use server::{Limits, serve};
 
 use crate::registry::Registry;
 
@@ -93,26 +95,6 @@ pub fn v2_router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn(parse_route))
         .layer(middleware::map_response(api_version_header))
         .with_state(state)
-}
-
-/// Serves `router` on `listener` until `shutdown` resolves. Accepted
-/// sockets get `TCP_NODELAY`: a small blob's body is written after its
-/// headers, and with Nagle's algorithm that second write waits for the
-/// client's delayed ACK (~40 ms on Linux).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// The whole local application: every router, with request logging.

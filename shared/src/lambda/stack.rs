@@ -86,7 +86,7 @@ impl Stack {
         }
     }
 
-    /// The stack as an axum router (for `axum::serve` or `oneshot`).
+    /// The stack as an axum router (for [`serve`] or `oneshot`).
     pub fn into_router(self) -> Router {
         Router::new().fallback(dispatch).with_state(Arc::new(self))
     }
@@ -96,11 +96,12 @@ async fn dispatch(State(stack): State<Arc<Stack>>, req: Request) -> Response<Bod
     stack.call(req).await
 }
 
-/// Serves `stack` on `listener` until `shutdown` resolves.
+/// Serves `stack` on `listener` under `limits` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     stack: Stack,
+    limits: crate::http::Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::http::serve(listener, stack.into_router(), shutdown).await
+    crate::http::serve(listener, stack.into_router(), limits, shutdown).await
 }
