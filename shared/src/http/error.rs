@@ -154,7 +154,10 @@ impl From<RegistryError> for ApiError {
             E::Unsupported(_) | E::BadParameter(_) => {
                 (StatusCode::BAD_REQUEST, OciCode::Unsupported)
             }
-            E::Busy | E::Kv(KvError::Conflict) => {
+            // Concurrent writers kept a write from committing: the client
+            // may retry (a condition that failed where no caller expected
+            // it means the same).
+            E::Busy | E::Kv(KvError::Conflict | KvError::ConditionFailed { .. }) => {
                 (StatusCode::TOO_MANY_REQUESTS, OciCode::TooManyRequests)
             }
             E::Blob(BlobError::NotFound) => (StatusCode::NOT_FOUND, OciCode::BlobUnknown),
@@ -165,8 +168,7 @@ impl From<RegistryError> for ApiError {
             E::Blob(BlobError::PartsMismatch) => {
                 (StatusCode::BAD_REQUEST, OciCode::BlobUploadInvalid)
             }
-            E::Kv(KvError::InvalidTransaction | KvError::ConditionFailed { .. })
-            | E::Kv(KvError::Backend(_))
+            E::Kv(KvError::InvalidTransaction | KvError::Backend(_))
             | E::Blob(BlobError::Backend(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, OciCode::Unknown)
             }
@@ -182,7 +184,7 @@ impl From<RegistryError> for ApiError {
                     err.headers.push((header::RANGE, v));
                 }
             }
-            E::Busy | E::Kv(KvError::Conflict) => {
+            E::Busy | E::Kv(KvError::Conflict | KvError::ConditionFailed { .. }) => {
                 err.headers
                     .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }

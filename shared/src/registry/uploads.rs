@@ -39,7 +39,8 @@ use crate::oci::{Algorithm, Digest, HashState, RepoName};
 use crate::store::blob::read_all;
 use crate::store::kv::TTL_ATTR;
 use crate::store::{
-    Attr, ByteStream, CompletedPart, Cond, Item, KvError, Query, SkRange, WriteOp, now_secs,
+    Attr, BlobError, ByteStream, CompletedPart, Cond, Item, KvError, Query, SkRange, WriteOp,
+    now_secs,
 };
 
 /// How long a session's item outlives its expiry, so the sweeper can still
@@ -61,6 +62,9 @@ pub struct SweepReport {
     pub examined: u64,
     /// Expired sessions whose data and records were removed.
     pub removed: u64,
+    /// Leftovers of uploads that never had a session (a monolithic upload
+    /// cut off mid-way) or lost it, removed by the store's lifecycle.
+    pub abandoned: u64,
 }
 
 /// The persisted upload session.
@@ -406,6 +410,12 @@ impl Registry {
                 }
             }
         }
+        // Older than any session can be: nothing alive is touched.
+        let day = std::time::Duration::from_secs(24 * 3600);
+        report.abandoned = self
+            .blobs
+            .expire_abandoned(self.opts.upload_max_age + day)
+            .await?;
         Ok(report)
     }
 
@@ -529,12 +539,28 @@ impl Registry {
         }
         let key = match l.s.mpu.clone() {
             Some(upload_id) => {
-                if !tail.is_empty() {
-                    self.write_part(&mut l.s, tail.freeze(), created).await?;
+                let saved = created.mpu.is_none();
+                let completed = async {
+                    if !tail.is_empty() {
+                        self.write_part(&mut l.s, tail.freeze(), created).await?;
+                    }
+                    self.blobs
+                        .complete_multipart(&l.s.key, &upload_id, &l.s.parts())
+                        .await
+                        .map_err(RegistryError::from)
                 }
-                self.blobs
-                    .complete_multipart(&l.s.key, &upload_id, &l.s.parts())
-                    .await?;
+                .await;
+                match completed {
+                    Ok(()) => {}
+                    // A multipart upload saved by an earlier request is
+                    // gone, but its object is in place with every byte the
+                    // session holds: an earlier attempt completed it and
+                    // died before recording it (its key is this session's
+                    // alone). Record it now.
+                    Err(RegistryError::Blob(BlobError::NoSuchUpload))
+                        if saved && self.blobs.head(&l.s.key).await? == Some(l.s.offset) => {}
+                    Err(e) => return Err(e),
+                }
                 // Completed: nothing left to abort.
                 created.mpu = None;
                 l.s.key.clone()

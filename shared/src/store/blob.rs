@@ -97,6 +97,16 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<Option<String>, BlobError>;
     /// Smallest part a multipart upload accepts, except the last one.
     fn min_part_size(&self) -> u64;
+
+    /// Removes what abandoned uploads left behind longer ago than
+    /// `older_than`: unfinished multipart uploads and staged objects (under
+    /// `uploads/`); returns how many. The registry calls it with a bound
+    /// longer than any upload session lives. On S3 the bucket's lifecycle
+    /// rules do this (the default does nothing).
+    async fn expire_abandoned(&self, older_than: Duration) -> Result<u64, BlobError> {
+        let _ = older_than;
+        Ok(0)
+    }
 }
 
 /// Reads a whole (small) object into memory.

@@ -248,9 +248,17 @@ fn forget_upload(dir: &Path, tmp: &Path) {
     }
 }
 
-/// Removes entries of `tmp` older than `max_age` (best effort).
-fn sweep_tmp(tmp: &Path, max_age: Duration) -> Result<(), BlobError> {
-    for entry in std::fs::read_dir(tmp)? {
+/// Removes entries of `dir` last modified longer than `max_age` ago (best
+/// effort); returns how many went. With `recurse`, looks into the
+/// subdirectories that stay, and removes them once empty.
+fn sweep_old(dir: &Path, max_age: Duration, recurse: bool) -> Result<u64, BlobError> {
+    let mut removed = 0;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
         let entry = entry?;
         let Ok(meta) = entry.metadata() else {
             continue;
@@ -260,19 +268,37 @@ fn sweep_tmp(tmp: &Path, max_age: Duration) -> Result<(), BlobError> {
             .ok()
             .and_then(|m| m.elapsed().ok())
             .is_some_and(|age| age > max_age);
+        let path = entry.path();
+        if meta.is_dir() && recurse {
+            removed += sweep_old(&path, max_age, true)?;
+            // An old directory goes once empty (a young one may be about to
+            // receive an object).
+            if old {
+                let _ = std::fs::remove_dir(&path);
+            }
+            continue;
+        }
         if !old {
             continue;
         }
-        let removed = if meta.is_dir() {
-            std::fs::remove_dir_all(entry.path())
+        let gone = if meta.is_dir() {
+            std::fs::remove_dir_all(&path)
         } else {
-            std::fs::remove_file(entry.path())
+            std::fs::remove_file(&path)
         };
-        if let Err(e) = removed {
-            tracing::warn!(error = %e, path = %entry.path().display(), "cannot remove a leftover");
+        match gone {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "cannot remove a leftover")
+            }
         }
     }
-    Ok(())
+    Ok(removed)
+}
+
+/// Removes entries of `tmp` older than `max_age` (best effort).
+fn sweep_tmp(tmp: &Path, max_age: Duration) -> Result<(), BlobError> {
+    sweep_old(tmp, max_age, false).map(drop)
 }
 
 impl FsBlobStore {
@@ -584,6 +610,20 @@ impl BlobStore for FsBlobStore {
     fn min_part_size(&self) -> u64 {
         0
     }
+
+    /// The bucket's lifecycle rules, on the filesystem: unfinished
+    /// multipart uploads (a directory's time changes with every part) and
+    /// staged objects older than `older_than`, and old leftovers in `tmp/`.
+    async fn expire_abandoned(&self, older_than: Duration) -> Result<u64, BlobError> {
+        let root = self.root.clone();
+        blocking(move || {
+            sweep_tmp(&root.join("tmp"), TMP_MAX_AGE)?;
+            let uploads = sweep_old(&root.join("multipart"), older_than, false)?;
+            let staged = sweep_old(&root.join("objects").join("uploads"), older_than, true)?;
+            Ok(uploads + staged)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -800,6 +840,51 @@ mod tests {
             s.upload_part("k/h", &id, 0, bytes(1, 1)).await,
             Err(BlobError::Backend(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn abandoned_uploads_and_staged_objects_expire_like_bucket_rules() {
+        let (dir, store) = store().await;
+        let nine_days_ago = std::time::SystemTime::now() - Duration::from_secs(9 * 24 * 3600);
+        let age = |p: &Path| {
+            std::fs::File::open(p)
+                .unwrap()
+                .set_modified(nine_days_ago)
+                .unwrap()
+        };
+        let old_upload = store.create_multipart("blobs/aa/old").await.unwrap();
+        let live_upload = store.create_multipart("blobs/aa/live").await.unwrap();
+        store
+            .put("uploads/s1/staged-old", bytes(10, 1))
+            .await
+            .unwrap();
+        store
+            .put("uploads/s2/staged-live", bytes(10, 2))
+            .await
+            .unwrap();
+        store.put("blobs/bb/kept", bytes(10, 3)).await.unwrap();
+        let objects = dir.path().join("objects");
+        age(&store.upload_dir(&old_upload).unwrap());
+        age(&objects.join("uploads/s1/staged-old"));
+        age(&objects.join("uploads/s1"));
+        age(&objects.join("blobs/bb/kept"));
+        let removed = store
+            .expire_abandoned(Duration::from_secs(8 * 24 * 3600))
+            .await
+            .unwrap();
+        assert_eq!(removed, 2);
+        assert!(!store.upload_dir(&old_upload).unwrap().exists());
+        assert!(store.upload_dir(&live_upload).unwrap().exists());
+        assert!(
+            !objects.join("uploads/s1").exists(),
+            "old empty dir goes too"
+        );
+        assert_eq!(
+            store.head("uploads/s2/staged-live").await.unwrap(),
+            Some(10)
+        );
+        // Blobs are garbage collection's business, never the lifecycle's.
+        assert_eq!(store.head("blobs/bb/kept").await.unwrap(), Some(10));
     }
 
     #[tokio::test]
