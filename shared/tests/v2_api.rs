@@ -992,7 +992,14 @@ async fn bad_names_references_and_endpoints() {
         (r.status, r.code().as_str()),
         (StatusCode::BAD_REQUEST, "NAME_INVALID")
     );
-    let r = app.get("/v2/r/manifests/-bad").await;
+    let r = app
+        .send(
+            Method::PUT,
+            "/v2/r/manifests/-bad",
+            &[("content-type", OCI_MANIFEST)],
+            b"{}".to_vec(),
+        )
+        .await;
     assert_eq!(
         (r.status, r.code().as_str()),
         (StatusCode::BAD_REQUEST, "TAG_INVALID")
