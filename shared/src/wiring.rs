@@ -8,7 +8,7 @@
 //! secrets are read on first use (a Lambda cold start stays local).
 
 use crate::auth::UploadKey;
-use crate::http::{UPLOAD_TOKEN_TTL_SECS, UploadRouting};
+use crate::http::UPLOAD_TOKEN_TTL_SECS;
 #[cfg(any(feature = "local", all(feature = "aws-dynamodb", feature = "aws-s3")))]
 use crate::registry::{Registry, RegistryOptions};
 
@@ -115,8 +115,8 @@ fn secret_key(_arn: String, _aws: Option<&Aws>) -> Result<UploadKey, String> {
 /// The upload settings of a Lambda function, from its environment:
 /// `BERTH_UPLOAD_GATEWAY_URL` and the key (see [`upload_key_from_env`]).
 #[cfg(feature = "aws-core")]
-pub fn upload_routing_from_env(aws: Option<&Aws>) -> Result<UploadRouting, String> {
-    UploadRouting::configure(
+pub fn upload_routing_from_env(aws: Option<&Aws>) -> Result<crate::http::UploadRouting, String> {
+    crate::http::UploadRouting::configure(
         env("BERTH_UPLOAD_GATEWAY_URL"),
         upload_key_from_env(aws)?,
         false,

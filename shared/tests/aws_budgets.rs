@@ -294,3 +294,59 @@ async fn upload_finalize_never_copies_or_rereads() {
         .unwrap();
     assert!(out.stdout == data, "blob differs after multipart assembly");
 }
+
+/// The upload-token key named by ARN (as the template passes it) is read
+/// from Secrets Manager on the first upload, once, and never at start-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_key_is_read_from_secrets_manager_once_on_first_use() {
+    use berth::http::UploadRouting;
+    let moto = support::moto();
+    let calls = CallCounter::default();
+    let aws = moto.aws(&calls).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws.sdk);
+    let arn = secrets
+        .create_secret()
+        .name(format!(
+            "berth-upload-key-{}",
+            uuid::Uuid::new_v4().simple()
+        ))
+        .secret_string("a key of at least thirty-two characters, for tokens")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let source = berth::store::aws::secrets::SecretsManagerSecret::new(&aws.sdk, &arn, &calls);
+    let key = berth::auth::UploadKey::from_source(std::sync::Arc::new(source), 3600);
+    let uploads =
+        UploadRouting::configure(Some("https://uploads.example".into()), Some(key), false).unwrap();
+    let app = TestApp::build(Default::default(), None, |mut s| {
+        s.uploads = uploads;
+        s
+    })
+    .await;
+    assert_eq!(
+        calls.service_total("SecretsManager"),
+        0,
+        "nothing is read at start-up"
+    );
+    for _ in 0..3 {
+        let r = app
+            .send(
+                Method::POST,
+                &format!("/v2/{}/blobs/uploads/", repo("key")),
+                &[],
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+        assert!(r.header("location").starts_with("https://uploads.example/"));
+        assert!(r.header("location").contains("_state="));
+    }
+    assert_eq!(
+        calls.snapshot().get("SecretsManager.GetSecretValue").copied(),
+        Some(1),
+        "{:?}",
+        calls.snapshot()
+    );
+}

@@ -57,6 +57,9 @@ struct Shared {
     init_error: Mutex<Option<serde_json::Value>>,
     arrived: Notify,
     failed_init: Notify,
+    /// When the function first asked for an event: the end of its init.
+    first_poll: Mutex<Option<std::time::Instant>>,
+    polled: Notify,
 }
 
 /// A running Runtime API endpoint.
@@ -113,6 +116,19 @@ impl RuntimeApi {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
+    }
+
+    /// When the function first polled for an event (the end of its
+    /// initialisation), waiting up to `timeout` for it.
+    pub async fn first_poll(&self, timeout: Duration) -> Option<std::time::Instant> {
+        let polled = self.shared.polled.notified();
+        if let Some(t) = *lock(&self.shared.first_poll) {
+            return Some(t);
+        }
+        tokio::select! {
+            () = polled => *lock(&self.shared.first_poll),
+            () = tokio::time::sleep(timeout) => *lock(&self.shared.first_poll),
+        }
     }
 
     /// Queues one invocation and waits (up to `timeout`) for its outcome.
@@ -194,6 +210,13 @@ fn header(v: &str) -> HeaderValue {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> Response {
+    {
+        let mut first = lock(&shared.first_poll);
+        if first.is_none() {
+            *first = Some(std::time::Instant::now());
+            shared.polled.notify_waiters();
+        }
+    }
     loop {
         let arrived = shared.arrived.notified();
         if let Some(inv) = lock(&shared.queue).pop_front() {
