@@ -9,12 +9,17 @@ line (or `export KEY='value'` with --export), for the caller to export:
     eval "$(python3 localstack/create_resources.py --endpoint-url http://127.0.0.1:4566 --export)"
 
 The same definitions make template.yaml (infra/gen-template): what tests
-and developers run against is what AWS gets. Needs boto3 (moto[server]
+and developers run against is what AWS gets, lifecycle rules included
+(incomplete multipart uploads and staged chunks go after more days than an
+upload session can live). --upload-secret also creates the upload-token key
+as a Secrets Manager secret, as the stack does, and prints its ARN
+(BERTH_UPLOAD_SECRET_ARN) instead of the key. Needs boto3 (moto[server]
 brings it).
 """
 import argparse
 import json
 import os
+import secrets
 import shlex
 import sys
 
@@ -166,12 +171,33 @@ def create_queues(sqs, queues):
     return env
 
 
+def create_upload_secret(sm, name, length):
+    """The upload-token key as a secret (kept if it exists); returns its ARN."""
+    try:
+        return sm.create_secret(
+            Name=name,
+            Description="Berth: HMAC key signing upload-session tokens",
+            SecretString=secrets.token_hex(length // 2),
+        )["ARN"]
+    except ClientError as e:
+        if code(e) != "ResourceExistsException":
+            raise
+    return sm.describe_secret(SecretId=name)["ARN"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"), help="the emulator (default: $AWS_ENDPOINT_URL; none: AWS itself)")
     ap.add_argument("--region", default=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")))
     ap.add_argument("--resources", default=DEFAULT_RESOURCES, help="the definitions (default: infra/resources.json)")
     ap.add_argument("--export", action="store_true", help="print `export KEY='value'` lines for eval")
+    ap.add_argument(
+        "--upload-secret",
+        metavar="NAME",
+        nargs="?",
+        const="berth-upload-token-key",
+        help="also create the upload-token key as a Secrets Manager secret (default name berth-upload-token-key) and print BERTH_UPLOAD_SECRET_ARN",
+    )
     args = ap.parse_args()
 
     with open(args.resources) as f:
@@ -189,6 +215,11 @@ def main():
     create_bucket(s3, b, args.region)
     env = {t["env"]: t["name"], b["env"]: b["name"]}
     env.update(create_queues(boto3.client("sqs", **kw), res["queues"]))
+    if args.upload_secret:
+        up = res["uploads"]
+        env[up["secretArnEnv"]] = create_upload_secret(
+            boto3.client("secretsmanager", **kw), args.upload_secret, up["secretLength"]
+        )
 
     env["AWS_REGION"] = args.region
     env["AWS_DEFAULT_REGION"] = args.region
