@@ -54,7 +54,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if binaries.is_empty() {
         return Err("name the function binaries to measure".into());
     }
-    println!("{:<12} {:>10} {:>10} {:>10}  (init: spawn to first poll, {starts} starts)", "function", "median", "min", "max");
+    println!(
+        "{:<12} {:>10} {:>10} {:>10}  (init: spawn to first poll, {starts} starts)",
+        "function", "median", "min", "max"
+    );
     for bin in binaries {
         let name = bin
             .file_name()
@@ -72,7 +75,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             drop(process);
             match polled {
                 Some(t) => times.push(t - spawned),
-                None => return Err(format!("{name} never polled for an event (exit: {exited:?})").into()),
+                None => {
+                    return Err(
+                        format!("{name} never polled for an event (exit: {exited:?})").into(),
+                    );
+                }
             }
         }
         times.sort();

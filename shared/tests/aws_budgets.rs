@@ -344,7 +344,10 @@ async fn upload_key_is_read_from_secrets_manager_once_on_first_use() {
         assert!(r.header("location").contains("_state="));
     }
     assert_eq!(
-        calls.snapshot().get("SecretsManager.GetSecretValue").copied(),
+        calls
+            .snapshot()
+            .get("SecretsManager.GetSecretValue")
+            .copied(),
         Some(1),
         "{:?}",
         calls.snapshot()

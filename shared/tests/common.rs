@@ -211,6 +211,28 @@ impl TestApp {
         self.send(Method::GET, uri, &[], Body::empty()).await
     }
 
+    /// Starts an upload; returns its path (`/v2/<repo>/blobs/uploads/<id>`).
+    pub async fn start_upload(&self, repo: &str) -> String {
+        let r = self
+            .send(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/"),
+                &[],
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+        r.header("location")
+            .trim_start_matches("http://localhost")
+            .to_owned()
+    }
+
+    /// Sends a chunk with its inclusive `Content-Range`.
+    pub async fn patch(&self, path: &str, range: &str, body: Vec<u8>) -> Resp {
+        self.send(Method::PATCH, path, &[("content-range", range)], body)
+            .await
+    }
+
     /// Pushes a blob monolithically; returns its digest.
     pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
         let d = digest(data);

@@ -14,32 +14,12 @@ use berth::registry::{Registry, RegistryOptions};
 use berth::store::{Item, Kv, KvError, Page, Query, WriteOp};
 use common::*;
 
-async fn start(app: &TestApp, repo: &str) -> String {
-    let r = app
-        .send(
-            Method::POST,
-            &format!("/v2/{repo}/blobs/uploads/"),
-            &[],
-            Body::empty(),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED);
-    r.header("location")
-        .trim_start_matches("http://localhost")
-        .to_owned()
-}
-
-async fn patch(app: &TestApp, path: &str, range: &str, body: Vec<u8>) -> Resp {
-    app.send(Method::PATCH, path, &[("content-range", range)], body)
-        .await
-}
-
 #[tokio::test]
 async fn content_range_arithmetic_never_overflows() {
     let app = TestApp::new().await;
-    let path = start(&app, "r").await;
+    let path = app.start_upload("r").await;
     for range in ["0-18446744073709551615", "5-3", "18446744073709551615-0"] {
-        let r = patch(&app, &path, range, b"abc".to_vec()).await;
+        let r = app.patch(&path, range, b"abc".to_vec()).await;
         assert_eq!(
             r.status,
             StatusCode::RANGE_NOT_SATISFIABLE,
@@ -49,12 +29,12 @@ async fn content_range_arithmetic_never_overflows() {
         assert_eq!(r.header("range"), "0-0", "{range}");
     }
     for range in ["0-99999999999999999999", "a-b", "-1-2"] {
-        let r = patch(&app, &path, range, b"abc".to_vec()).await;
+        let r = app.patch(&path, range, b"abc".to_vec()).await;
         assert_eq!(r.code(), "BLOB_UPLOAD_INVALID", "{range}");
     }
     // The session is untouched and completes.
     assert_eq!(
-        patch(&app, &path, "0-2", b"abc".to_vec()).await.status,
+        app.patch(&path, "0-2", b"abc".to_vec()).await.status,
         StatusCode::ACCEPTED
     );
     // A final PUT whose chunk does not start at the offset: 416.
@@ -108,53 +88,51 @@ async fn range_reads_never_overflow() {
     }
 }
 
-#[tokio::test]
-async fn tiny_patches_are_staged_and_parts_are_capped() {
+/// 300 chunks of 100 bytes into a registry cutting 4 KiB parts, at most
+/// `max_parts` of them: the registry, the session, the bytes, and the first
+/// chunk refused (its position and answer), if any.
+async fn tiny_patches(max_parts: usize) -> (TestApp, String, Vec<u8>, Option<(usize, Resp)>) {
     let opts = RegistryOptions {
         part_size: 4096,
         min_part_size: 4096,
-        max_parts: 3,
+        max_parts,
         ..Default::default()
     };
     let app = TestApp::with(opts, None).await;
-    // 300 chunks of 100 bytes: staged and joined, never 300 parts.
     let data: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
-    let path = start(&app, "r").await;
+    let path = app.start_upload("r").await;
     for (i, c) in data.chunks(100).enumerate() {
         let range = format!("{}-{}", i * 100, i * 100 + c.len() - 1);
-        let r = patch(&app, &path, &range, c.to_vec()).await;
+        let r = app.patch(&path, &range, c.to_vec()).await;
         if r.status != StatusCode::ACCEPTED {
-            // 30,000 bytes in 4 KiB parts is 7 parts: past the cap of 3.
-            assert_eq!(r.code(), "SIZE_INVALID", "{}", r.text());
-            assert!(r.text().contains("reached 3 parts"), "{}", r.text());
-            assert!(i * 100 >= 3 * 4096, "refused too early, at {}", i * 100);
-            // The session stands where it stood.
-            let status = app.get(&path).await;
-            assert_eq!(status.header("range"), format!("0-{}", i * 100 - 1));
-            return;
+            return (app, path, data, Some((i * 100, r)));
         }
     }
-    panic!("the parts cap was never reached");
+    (app, path, data, None)
+}
+
+#[tokio::test]
+async fn tiny_patches_are_staged_and_parts_are_capped() {
+    // 30,000 bytes in 4 KiB parts is 7 parts: past a cap of 3.
+    let (app, path, _, refused) = tiny_patches(3).await;
+    let (at, r) = refused.expect("the parts cap was never reached");
+    assert_eq!(r.code(), "SIZE_INVALID", "{}", r.text());
+    assert!(r.text().contains("reached 3 parts"), "{}", r.text());
+    assert!(at >= 3 * 4096, "refused too early, at {at}");
+    // The session stands where it stood.
+    let status = app.get(&path).await;
+    assert_eq!(status.header("range"), format!("0-{}", at - 1));
 }
 
 #[tokio::test]
 async fn tiny_patches_complete_within_the_cap() {
-    let opts = RegistryOptions {
-        part_size: 4096,
-        min_part_size: 4096,
-        max_parts: 8,
-        ..Default::default()
-    };
-    let app = TestApp::with(opts, None).await;
-    let data: Vec<u8> = (0..30_000u32).map(|i| (i % 241) as u8).collect();
-    let path = start(&app, "r").await;
-    for (i, c) in data.chunks(100).enumerate() {
-        let range = format!("{}-{}", i * 100, i * 100 + c.len() - 1);
-        assert_eq!(
-            patch(&app, &path, &range, c.to_vec()).await.status,
-            StatusCode::ACCEPTED
-        );
-    }
+    // Staged and joined: 300 chunks make 7 parts, never 300.
+    let (app, path, data, refused) = tiny_patches(8).await;
+    assert!(
+        refused.is_none(),
+        "{:?}",
+        refused.map(|(at, r)| (at, r.text()))
+    );
     let d = digest(&data);
     let r = app
         .send(

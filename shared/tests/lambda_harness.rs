@@ -548,7 +548,8 @@ async fn unknown_paths_and_unconfigured_functions_answer_clearly() {
     assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED);
     assert_eq!(r.json()["errors"][0]["code"], "NOT_IMPLEMENTED");
 
-    // No route: `$default` sends it to the manifest function, which
+    // No route: `$default` sends it to the blob function (which may also
+    // clean up uploads of names deeper than the enumerated routes), which
     // answers with an OCI error.
     let r = h
         .send(Method::GET, "/nothing/here", &[], Body::empty())

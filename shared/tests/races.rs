@@ -37,27 +37,12 @@ fn path_of(location: &str) -> String {
 
 /// Opens a session and sends `first` as one chunk; returns the session path.
 async fn open_with(app: &TestApp, repo: &str, first: &[u8]) -> String {
-    let r = app
-        .send(
-            Method::POST,
-            &format!("/v2/{repo}/blobs/uploads/"),
-            &[],
-            Body::empty(),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    let path = path_of(r.header("location"));
+    let path = app.start_upload(repo).await;
     if first.is_empty() {
         return path;
     }
-    let range = format!("0-{}", first.len() - 1);
     let r = app
-        .send(
-            Method::PATCH,
-            &path,
-            &[("content-range", &range)],
-            first.to_vec(),
-        )
+        .patch(&path, &format!("0-{}", first.len() - 1), first.to_vec())
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     path_of(r.header("location"))

@@ -106,23 +106,8 @@ async fn post_then_put_with_body() {
     assert_eq!(app.get(path).await.code(), "BLOB_UPLOAD_UNKNOWN");
 }
 
-async fn start(app: &TestApp, repo: &str) -> String {
-    let r = app
-        .send(
-            Method::POST,
-            &format!("/v2/{repo}/blobs/uploads/"),
-            &[],
-            Body::empty(),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED);
-    r.header("location")
-        .trim_start_matches("http://localhost")
-        .to_owned()
-}
-
 async fn chunked_push(app: &TestApp, repo: &str, data: &[u8], chunk: usize) -> String {
-    let path = start(app, repo).await;
+    let path = app.start_upload(repo).await;
     let mut offset = 0;
     for c in data.chunks(chunk) {
         let range = format!("{}-{}", offset, offset + c.len() - 1);
@@ -231,7 +216,7 @@ async fn patch_without_content_range_streams_the_whole_body() {
     )
     .await;
     let data = pattern(50_000);
-    let path = start(&app, "r").await;
+    let path = app.start_upload("r").await;
     let r = app.send(Method::PATCH, &path, &[], data.clone()).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(r.header("range"), "0-49999");
@@ -256,7 +241,7 @@ async fn patch_without_content_range_streams_the_whole_body() {
 #[tokio::test]
 async fn out_of_order_chunk_gets_416_and_upload_survives() {
     let app = TestApp::new().await;
-    let path = start(&app, "r").await;
+    let path = app.start_upload("r").await;
     app.send(
         Method::PATCH,
         &path,
@@ -303,7 +288,7 @@ async fn out_of_order_chunk_gets_416_and_upload_survives() {
 #[tokio::test]
 async fn malformed_content_range_and_length_mismatch_are_400() {
     let app = TestApp::new().await;
-    let path = start(&app, "r").await;
+    let path = app.start_upload("r").await;
     let r = app
         .send(
             Method::PATCH,
@@ -334,7 +319,7 @@ async fn malformed_content_range_and_length_mismatch_are_400() {
 #[tokio::test]
 async fn final_put_with_wrong_digest_is_refused() {
     let app = TestApp::new().await;
-    let path = start(&app, "r").await;
+    let path = app.start_upload("r").await;
     app.send(Method::PATCH, &path, &[], b"abc".to_vec()).await;
     let r = app
         .send(
@@ -355,7 +340,7 @@ async fn final_put_with_wrong_digest_is_refused() {
 #[tokio::test]
 async fn cancelled_upload_is_gone() {
     let app = TestApp::new().await;
-    let path = start(&app, "r").await;
+    let path = app.start_upload("r").await;
     app.send(Method::PATCH, &path, &[], b"abc".to_vec()).await;
     assert_eq!(
         app.send(Method::DELETE, &path, &[], Body::empty())
@@ -369,7 +354,7 @@ async fn cancelled_upload_is_gone() {
         (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN")
     );
     // An upload id is only valid in its own repository.
-    let other = start(&app, "r").await.replace("/v2/r/", "/v2/s/");
+    let other = app.start_upload("r").await.replace("/v2/r/", "/v2/s/");
     assert_eq!(app.get(&other).await.code(), "BLOB_UPLOAD_UNKNOWN");
     assert_eq!(
         app.get("/v2/r/blobs/uploads/not-an-id").await.code(),
@@ -1080,7 +1065,7 @@ async fn concurrent_chunks_to_one_upload_never_mix_their_bytes() {
         .await,
     );
     for round in 0..5u8 {
-        let path = start(&app, "race").await;
+        let path = app.start_upload("race").await;
         let a: Vec<u8> = vec![round.wrapping_mul(2); 20_000];
         let b: Vec<u8> = vec![round.wrapping_mul(2) + 1; 20_000];
         let send = |data: Vec<u8>| {

@@ -358,7 +358,7 @@ mod tests {
             let s = t.select(m, p);
             assert_eq!(
                 (s.route_key.as_str(), s.function.as_str()),
-                (DEFAULT_ROUTE_KEY, "manifest"),
+                (DEFAULT_ROUTE_KEY, "blob"),
                 "{m} {p}"
             );
         }

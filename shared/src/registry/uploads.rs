@@ -602,20 +602,22 @@ impl Registry {
         // request got there first.
         let lost_race =
             |e: &KvError| session.is_some() && matches!(e, KvError::ConditionFailed { index: 0 });
-        let meta = |key: &str| {
-            Item::new(keys::blob(digest), keys::META)
-                .with(attr::SIZE, Attr::N(size as i64))
-                .with(attr::KEY, Attr::S(key.to_owned()))
-                .with(attr::LAST_REFERENCED, Attr::N(now))
+        // Ends the session and records `key` as the digest's object, if `cond`
+        // holds on `META`.
+        let record_ours = |cond: Cond| {
+            let mut ops = session_ops();
+            ops.push(WriteOp::Put {
+                item: Item::new(keys::blob(digest), keys::META)
+                    .with(attr::SIZE, Attr::N(size as i64))
+                    .with(attr::KEY, Attr::S(key.to_owned()))
+                    .with(attr::LAST_REFERENCED, Attr::N(now)),
+                cond,
+            });
+            ops.push(WriteOp::put(link_item(repo, digest, size, key)));
+            ops
         };
-        let mut ops = session_ops();
-        let meta_at = ops.len();
-        ops.push(WriteOp::Put {
-            item: meta(key),
-            cond: Cond::NotExists,
-        });
-        ops.push(WriteOp::put(link_item(repo, digest, size, key)));
-        match self.kv.transact(ops).await {
+        let meta_at = session_ops().len();
+        match self.kv.transact(record_ours(Cond::NotExists)).await {
             Ok(()) => return Ok(Committed::New),
             Err(e) if lost_race(&e) => return Err(gone()),
             Err(KvError::ConditionFailed { index }) if index == meta_at => {}
@@ -623,48 +625,33 @@ impl Registry {
         }
         // Already stored. Keep the stored copy if it is really there.
         for _ in 0..5 {
-            let Some(existing) = self.kv.get(&keys::blob(digest), keys::META).await? else {
+            let (ops, outcome) = match self.kv.get(&keys::blob(digest), keys::META).await? {
                 // Collected meanwhile: store ours as the first copy.
-                let mut ops = session_ops();
-                ops.push(WriteOp::Put {
-                    item: meta(key),
-                    cond: Cond::NotExists,
-                });
-                ops.push(WriteOp::put(link_item(repo, digest, size, key)));
-                match self.kv.transact(ops).await {
-                    Ok(()) => return Ok(Committed::New),
-                    Err(e) if lost_race(&e) => return Err(gone()),
-                    Err(KvError::ConditionFailed { .. }) => continue,
-                    Err(e) => return Err(e.into()),
+                None => (record_ours(Cond::NotExists), Committed::New),
+                Some(existing) => {
+                    let stored_key = existing.s(attr::KEY).unwrap_or_default().to_owned();
+                    if stored_key == key {
+                        // Nothing can have recorded a key this request just made.
+                        return Err(RegistryError::UploadInvalid(
+                            "the blob record already names this upload's object".into(),
+                        ));
+                    }
+                    let unchanged = Cond::Eq(attr::KEY.to_owned(), Attr::S(stored_key.clone()));
+                    if self.blobs.head(&stored_key).await? == Some(size) {
+                        let mut ops = session_ops();
+                        ops.push(WriteOp::Update {
+                            pk: keys::blob(digest),
+                            sk: keys::META.to_owned(),
+                            set: [(attr::LAST_REFERENCED.to_owned(), Attr::N(now))].into(),
+                            cond: unchanged,
+                        });
+                        ops.push(WriteOp::put(link_item(repo, digest, size, &stored_key)));
+                        (ops, Committed::Existing(key.to_owned()))
+                    } else {
+                        tracing::warn!(%digest, key = %stored_key, "stored blob object is missing or has the wrong size; replacing it with the new upload");
+                        (record_ours(unchanged), Committed::New)
+                    }
                 }
-            };
-            let stored_key = existing.s(attr::KEY).unwrap_or_default().to_owned();
-            if stored_key == key {
-                // Nothing can have recorded a key this request just made.
-                return Err(RegistryError::UploadInvalid(
-                    "the blob record already names this upload's object".into(),
-                ));
-            }
-            let stored_ok = self.blobs.head(&stored_key).await? == Some(size);
-            let unchanged = Cond::Eq(attr::KEY.to_owned(), Attr::S(stored_key.clone()));
-            let mut ops = session_ops();
-            let outcome = if stored_ok {
-                ops.push(WriteOp::Update {
-                    pk: keys::blob(digest),
-                    sk: keys::META.to_owned(),
-                    set: [(attr::LAST_REFERENCED.to_owned(), Attr::N(now))].into(),
-                    cond: unchanged,
-                });
-                ops.push(WriteOp::put(link_item(repo, digest, size, &stored_key)));
-                Committed::Existing(key.to_owned())
-            } else {
-                tracing::warn!(%digest, key = %stored_key, "stored blob object is missing or has the wrong size; replacing it with the new upload");
-                ops.push(WriteOp::Put {
-                    item: meta(key),
-                    cond: unchanged,
-                });
-                ops.push(WriteOp::put(link_item(repo, digest, size, key)));
-                Committed::New
             };
             match self.kv.transact(ops).await {
                 Ok(()) => return Ok(outcome),
@@ -729,23 +716,27 @@ impl Registry {
 
     /// Drops the bytes of an abandoned session (best effort).
     async fn discard(&self, l: &Loaded) {
-        if let Some(u) = &l.s.mpu
-            && let Err(e) = self.blobs.abort_multipart(&l.s.key, u).await
-        {
-            tracing::debug!(error = %e, "could not abort a multipart upload");
+        if let Some(u) = &l.s.mpu {
+            self.abort_quietly(&l.s.key, u).await;
         }
         if let Some(staged) = &l.s.staged {
             self.forget_object(staged).await;
         }
     }
 
+    /// Aborts a multipart upload (best effort: the sweeper and the bucket's
+    /// lifecycle rules catch what this misses).
+    async fn abort_quietly(&self, key: &str, upload_id: &str) {
+        if let Err(e) = self.blobs.abort_multipart(key, upload_id).await {
+            tracing::debug!(error = %e, "could not abort a multipart upload");
+        }
+    }
+
     /// Removes what a failed request created. A placed object is deleted
     /// only if the digest's record does not name it.
     async fn remove_created(&self, created: Created, digest: Option<&Digest>) {
-        if let Some((key, u)) = &created.mpu
-            && let Err(e) = self.blobs.abort_multipart(key, u).await
-        {
-            tracing::debug!(error = %e, "could not abort a multipart upload");
+        if let Some((key, u)) = &created.mpu {
+            self.abort_quietly(key, u).await;
         }
         for key in &created.staged {
             self.forget_object(key).await;

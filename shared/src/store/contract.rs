@@ -396,17 +396,27 @@ pub mod blob {
         ));
     }
 
+    /// Opens a multipart upload of `k` and uploads `parts` as 1, 2, ….
+    async fn upload_parts(
+        store: &dyn BlobStore,
+        k: &str,
+        parts: &[Bytes],
+    ) -> (String, Vec<CompletedPart>) {
+        let id = store.create_multipart(k).await.unwrap();
+        let mut done = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            let number = i as u32 + 1;
+            let etag = store.upload_part(k, &id, number, p.clone()).await.unwrap();
+            done.push(CompletedPart { number, etag });
+        }
+        (id, done)
+    }
+
     pub async fn multipart_joins_parts_in_order(store: Arc<dyn BlobStore>) {
         let k = key("mp");
         let min = store.min_part_size().max(1) as usize;
         let parts = [pattern(min, 3), pattern(min, 4), pattern(123, 5)];
-        let id = store.create_multipart(&k).await.unwrap();
-        let mut done = Vec::new();
-        for (i, p) in parts.iter().enumerate() {
-            let number = i as u32 + 1;
-            let etag = store.upload_part(&k, &id, number, p.clone()).await.unwrap();
-            done.push(CompletedPart { number, etag });
-        }
+        let (id, mut done) = upload_parts(store.as_ref(), &k, &parts).await;
         // A retried part replaces the first attempt.
         let etag = store
             .upload_part(&k, &id, 3, parts[2].clone())
@@ -464,13 +474,7 @@ pub mod blob {
         let k = key("prefix");
         let min = store.min_part_size().max(1) as usize;
         let parts = [pattern(min, 9), pattern(min, 10), pattern(123, 11)];
-        let id = store.create_multipart(&k).await.unwrap();
-        let mut done = Vec::new();
-        for (i, p) in parts.iter().enumerate() {
-            let number = i as u32 + 1;
-            let etag = store.upload_part(&k, &id, number, p.clone()).await.unwrap();
-            done.push(CompletedPart { number, etag });
-        }
+        let (id, done) = upload_parts(store.as_ref(), &k, &parts).await;
         store.complete_multipart(&k, &id, &done[..2]).await.unwrap();
         let want: Vec<u8> = parts[..2].iter().flat_map(|p| p.iter().copied()).collect();
         assert_eq!(read_all(store.as_ref(), &k).await.unwrap(), want);
