@@ -227,6 +227,15 @@ fn upload_functions_get_the_secret_arn_and_may_read_that_secret_only() {
             .collect();
         let env = env_of(&t, &name);
         if spec["uploads"] == true {
+            // The function is built alone (sam build, cargo lambda): its own
+            // crate must ask for the adapter that reads the secret by ARN.
+            let manifest =
+                std::fs::read_to_string(root().join(format!("functions/{name}/Cargo.toml")))
+                    .unwrap();
+            assert!(
+                manifest.contains("\"aws-secrets\""),
+                "functions/{name} reads BERTH_UPLOAD_SECRET_ARN: it needs berth-shared's aws-secrets feature"
+            );
             assert_eq!(
                 env["BERTH_UPLOAD_SECRET_ARN"],
                 serde_json::json!({"Ref": "UploadTokenKey"}),

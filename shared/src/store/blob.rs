@@ -37,7 +37,8 @@ pub enum BlobError {
     #[error("multipart upload not found")]
     NoSuchUpload,
     /// Completion named parts that are not the ones stored (a part was
-    /// rewritten by a concurrent request).
+    /// rewritten by a concurrent request), or a part number skipped ahead of
+    /// the next one (the filesystem store writes parts in order).
     #[error("the parts named do not match the parts uploaded")]
     PartsMismatch,
     #[error("blob store: {0}")]
