@@ -85,8 +85,9 @@ pub struct RegistryOptions {
     pub part_size: usize,
     /// What is left at the end of a request below this size is staged and
     /// joined with the next chunk instead of becoming a part (at least the
-    /// store's own minimum part size). Staging on every backend keeps the
-    /// number of parts, and with it the cost of each request, bounded.
+    /// store's own minimum part size: 5 MiB on S3). Staging on every backend
+    /// keeps the number of parts, and with it the cost of each request,
+    /// bounded; each request copies at most this much staged data.
     pub min_part_size: u64,
     /// Most parts one upload may have; beyond, the client is told to send
     /// bigger chunks. Keeps the session item small (DynamoDB items stop
@@ -108,7 +109,7 @@ impl Default for RegistryOptions {
     fn default() -> Self {
         Self {
             part_size: 8 * 1024 * 1024,
-            min_part_size: 5 * 1024 * 1024,
+            min_part_size: 1024 * 1024,
             max_parts: 5_000,
             upload_ttl: Duration::from_secs(24 * 3600),
             upload_max_age: Duration::from_secs(7 * 24 * 3600),
