@@ -299,20 +299,54 @@ impl Throttle {
 /// a transfer of any length passes as long as bytes keep coming.
 pub struct IdleTimeout<B> {
     inner: B,
-    timeout: Duration,
-    /// Created on the first wait, re-armed at the start of each wait.
-    timer: Option<Pin<Box<Sleep>>>,
-    waiting: bool,
+    clock: IdleClock,
 }
 
 impl<B> IdleTimeout<B> {
     pub fn new(inner: B, timeout: Duration) -> Self {
         Self {
             inner,
+            clock: IdleClock::new(timeout),
+        }
+    }
+}
+
+/// The clock behind [`IdleTimeout`] and [`StallGuard`]: it runs only across
+/// an unbroken stretch of waits on the client, and starts again after any
+/// progress.
+struct IdleClock {
+    timeout: Duration,
+    /// Created on the first wait, re-armed at the start of each stretch.
+    timer: Option<Pin<Box<Sleep>>>,
+    waiting: bool,
+}
+
+impl IdleClock {
+    fn new(timeout: Duration) -> Self {
+        Self {
             timeout,
             timer: None,
             waiting: false,
         }
+    }
+
+    /// The client made progress: the next wait starts a new stretch.
+    fn progressed(&mut self) {
+        self.waiting = false;
+    }
+
+    /// The client kept us waiting: `Ready` once the stretch has lasted
+    /// `timeout`, else `Pending` with a wake-up registered for then.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.waiting {
+            self.waiting = true;
+            timer.as_mut().reset(deadline);
+        }
+        timer.as_mut().poll(cx)
     }
 }
 
@@ -335,19 +369,11 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            this.waiting = false;
+            this.clock.progressed();
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        let deadline = tokio::time::Instant::now() + this.timeout;
-        let timer = this
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if !this.waiting {
-            this.waiting = true;
-            timer.as_mut().reset(deadline);
-        }
-        ready!(timer.as_mut().poll(cx));
-        Poll::Ready(Some(Err(Box::new(BodyIdleTimeout(this.timeout)))))
+        ready!(this.clock.poll_expired(cx));
+        Poll::Ready(Some(Err(Box::new(BodyIdleTimeout(this.clock.timeout)))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -365,51 +391,33 @@ where
 /// pass through; their limits are the header and body timeouts.
 pub struct StallGuard<T> {
     io: T,
-    timeout: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
-    stalled: bool,
+    clock: IdleClock,
 }
 
 impl<T> StallGuard<T> {
     pub fn new(io: T, timeout: Duration) -> Self {
         Self {
             io,
-            timeout,
-            timer: None,
-            stalled: false,
+            clock: IdleClock::new(timeout),
         }
     }
 
-    /// Called when a write would block: starts the clock, or fails once it
-    /// has run out.
-    fn check_stall<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if !self.stalled {
-            self.stalled = true;
-            timer.as_mut().reset(deadline);
-        }
-        ready!(timer.as_mut().poll(cx));
-        Poll::Ready(Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "the client read nothing of the response for the body idle timeout",
-        )))
-    }
-
+    /// A write that would block starts the clock, or fails once it has run
+    /// out; any write that goes through stops it.
     fn progress<R>(
         &mut self,
         result: Poll<io::Result<R>>,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<R>> {
-        match result {
-            Poll::Ready(r) => {
-                self.stalled = false;
-                Poll::Ready(r)
-            }
-            Poll::Pending => self.check_stall(cx),
+        if result.is_ready() {
+            self.clock.progressed();
+            return result;
         }
+        ready!(self.clock.poll_expired(cx));
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client read nothing of the response for the body idle timeout",
+        )))
     }
 }
 
