@@ -52,6 +52,17 @@ impl Resp {
             .unwrap_or("")
             .to_owned()
     }
+
+    /// Asserts an error response: its status and its OCI error code.
+    #[track_caller]
+    pub fn assert_error(&self, status: StatusCode, code: &str) {
+        assert_eq!(
+            (self.status, self.code().as_str()),
+            (status, code),
+            "{}",
+            self.text()
+        );
+    }
 }
 
 /// An S3-like store over another: parts other than the last must be at
@@ -209,6 +220,13 @@ impl TestApp {
 
     pub async fn get(&self, uri: &str) -> Resp {
         self.send(Method::GET, uri, &[], Body::empty()).await
+    }
+
+    /// PUTs a manifest of media type `media_type` at `path`
+    /// (`/v2/<repo>/manifests/<reference>`).
+    pub async fn put_manifest(&self, path: &str, media_type: &str, body: Vec<u8>) -> Resp {
+        self.send(Method::PUT, path, &[("content-type", media_type)], body)
+            .await
     }
 
     /// Starts an upload; returns its path (`/v2/<repo>/blobs/uploads/<id>`).

@@ -171,10 +171,7 @@ async fn overlong_listing_cursors_are_400() {
     let r = app
         .get(&format!("/v2/r/referrers/{d}?last=not-a-digest"))
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
 }
 
 #[tokio::test]
@@ -224,19 +221,13 @@ async fn unsupported_digest_algorithms_are_refused_everywhere() {
     .unwrap();
     m["layers"] = serde_json::json!([{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":long,"size":1}]);
     let r = app
-        .send(
-            Method::PUT,
+        .put_manifest(
             "/v2/r/manifests/bad",
-            &[("content-type", OCI_MANIFEST)],
+            OCI_MANIFEST,
             serde_json::to_vec(&m).unwrap(),
         )
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
-        "{}",
-        r.text()
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
 }
 
 #[tokio::test]
@@ -255,50 +246,37 @@ async fn descriptor_sizes_must_match_the_stored_content() {
     let mut m: serde_json::Value = serde_json::from_slice(&good).unwrap();
     m["layers"][0]["size"] = (layer.len() + 1).into();
     let r = app
-        .send(
-            Method::PUT,
+        .put_manifest(
             "/v2/r/manifests/v1",
-            &[("content-type", OCI_MANIFEST)],
+            OCI_MANIFEST,
             serde_json::to_vec(&m).unwrap(),
         )
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
-        "{}",
-        r.text()
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_INVALID");
     assert!(r.text().contains("says 12 bytes"), "{}", r.text());
     // Two descriptors of one digest that disagree.
     let mut m: serde_json::Value = serde_json::from_slice(&good).unwrap();
     let twin = serde_json::json!({"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":digest(layer.as_bytes()),"size":1});
     m["layers"].as_array_mut().unwrap().push(twin);
     let r = app
-        .send(
-            Method::PUT,
+        .put_manifest(
             "/v2/r/manifests/v1",
-            &[("content-type", OCI_MANIFEST)],
+            OCI_MANIFEST,
             serde_json::to_vec(&m).unwrap(),
         )
         .await;
     assert_eq!(r.code(), "MANIFEST_INVALID", "{}", r.text());
     // An index whose child's size is wrong.
     let r = app
-        .send(
-            Method::PUT,
-            "/v2/r/manifests/v1",
-            &[("content-type", OCI_MANIFEST)],
-            good.clone(),
-        )
+        .put_manifest("/v2/r/manifests/v1", OCI_MANIFEST, good.clone())
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let index = serde_json::json!({"schemaVersion":2,"mediaType":OCI_INDEX,"manifests":[
         {"mediaType":OCI_MANIFEST,"digest":digest(&good),"size":good.len() + 5}]});
     let r = app
-        .send(
-            Method::PUT,
+        .put_manifest(
             "/v2/r/manifests/multi",
-            &[("content-type", OCI_INDEX)],
+            OCI_INDEX,
             serde_json::to_vec(&index).unwrap(),
         )
         .await;
@@ -322,17 +300,13 @@ async fn an_unparsable_reference_reads_as_unknown_and_writes_as_invalid() {
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{method}");
     }
     let r = app
-        .send(
-            Method::PUT,
+        .put_manifest(
             "/v2/r/manifests/.INVALID_MANIFEST_NAME",
-            &[("content-type", OCI_MANIFEST)],
+            OCI_MANIFEST,
             b"{}".to_vec(),
         )
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::BAD_REQUEST, "TAG_INVALID")
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "TAG_INVALID");
 }
 
 #[tokio::test]
@@ -355,12 +329,7 @@ async fn referrers_are_paged_by_size() {
         let art = serde_json::to_vec(&art).unwrap();
         let ad = digest(&art);
         let r = app
-            .send(
-                Method::PUT,
-                &format!("/v2/r/manifests/{ad}"),
-                &[("content-type", OCI_MANIFEST)],
-                art,
-            )
+            .put_manifest(&format!("/v2/r/manifests/{ad}"), OCI_MANIFEST, art)
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         pushed.insert(ad);

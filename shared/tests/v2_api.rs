@@ -53,10 +53,7 @@ async fn monolithic_upload_with_wrong_digest_is_refused_and_stores_nothing() {
             b"data".to_vec(),
         )
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
     assert_eq!(
         app.send(
             Method::HEAD,
@@ -297,10 +294,7 @@ async fn malformed_content_range_and_length_mismatch_are_400() {
             b"abc".to_vec(),
         )
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID")
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID");
     let r = app
         .send(
             Method::PATCH,
@@ -309,10 +303,7 @@ async fn malformed_content_range_and_length_mismatch_are_400() {
             b"abc".to_vec(),
         )
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::BAD_REQUEST, "SIZE_INVALID")
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "SIZE_INVALID");
     assert_eq!(app.get(&path).await.header("range"), "0-0");
 }
 
@@ -329,10 +320,7 @@ async fn final_put_with_wrong_digest_is_refused() {
             Body::empty(),
         )
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
     let r = app.send(Method::PUT, &path, &[], Body::empty()).await;
     assert_eq!(r.code(), "DIGEST_INVALID");
 }
@@ -349,10 +337,7 @@ async fn cancelled_upload_is_gone() {
         StatusCode::NO_CONTENT
     );
     let r = app.get(&path).await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN")
-    );
+    r.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
     // An upload id is only valid in its own repository.
     let other = app.start_upload("r").await.replace("/v2/r/", "/v2/s/");
     assert_eq!(app.get(&other).await.code(), "BLOB_UPLOAD_UNKNOWN");
@@ -533,10 +518,7 @@ async fn manifest_accept_negotiation() {
             Body::empty(),
         )
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN")
-    );
+    r.assert_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN");
     let r = app
         .send(
             Method::GET,
@@ -559,17 +541,9 @@ async fn manifest_with_missing_blob_is_refused_and_tag_kept() {
         None,
     );
     let r = app
-        .send(
-            Method::PUT,
-            "/v2/r/manifests/v1",
-            &[("content-type", OCI_MANIFEST)],
-            m,
-        )
+        .put_manifest("/v2/r/manifests/v1", OCI_MANIFEST, m)
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN")
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN");
     assert_eq!(
         app.get("/v2/r/manifests/v1").await.body.as_ref(),
         m1.as_slice()
@@ -581,27 +555,14 @@ async fn manifest_put_by_digest_must_match() {
     let app = TestApp::new().await;
     let (m, d) = app.push_image("r", "v1", "x").await;
     let r = app
-        .send(
-            Method::PUT,
-            &format!("/v2/r/manifests/{d}"),
-            &[("content-type", OCI_MANIFEST)],
-            m.clone(),
-        )
+        .put_manifest(&format!("/v2/r/manifests/{d}"), OCI_MANIFEST, m.clone())
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let wrong = digest(b"x");
     let r = app
-        .send(
-            Method::PUT,
-            &format!("/v2/r/manifests/{wrong}"),
-            &[("content-type", OCI_MANIFEST)],
-            m,
-        )
+        .put_manifest(&format!("/v2/r/manifests/{wrong}"), OCI_MANIFEST, m)
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
 }
 
 #[tokio::test]
@@ -622,22 +583,12 @@ async fn index_needs_its_children() {
     let missing = digest(b"missing");
     let bad = index(&[(&d1, m1.len()), (&missing, 5)]);
     let r = app
-        .send(
-            Method::PUT,
-            "/v2/r/manifests/multi",
-            &[("content-type", OCI_INDEX)],
-            bad,
-        )
+        .put_manifest("/v2/r/manifests/multi", OCI_INDEX, bad)
         .await;
     assert_eq!(r.code(), "MANIFEST_BLOB_UNKNOWN");
     let good = index(&[(&d1, m1.len()), (&d2, m2.len())]);
     let r = app
-        .send(
-            Method::PUT,
-            "/v2/r/manifests/multi",
-            &[("content-type", OCI_INDEX)],
-            good.clone(),
-        )
+        .put_manifest("/v2/r/manifests/multi", OCI_INDEX, good.clone())
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let r = app.get("/v2/r/manifests/multi").await;
@@ -663,14 +614,7 @@ async fn invalid_manifests_get_manifest_invalid() {
         (OCI_MANIFEST, Vec::new()),
     ];
     for (ct, body) in cases {
-        let r = app
-            .send(
-                Method::PUT,
-                "/v2/r/manifests/v1",
-                &[("content-type", ct)],
-                body,
-            )
-            .await;
+        let r = app.put_manifest("/v2/r/manifests/v1", ct, body).await;
         assert_eq!(
             (r.status, r.code().as_str()),
             (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
@@ -684,17 +628,9 @@ async fn oversized_manifest_is_413() {
     let app = TestApp::new().await;
     let big = vec![b' '; 4 * 1024 * 1024 + 1];
     let r = app
-        .send(
-            Method::PUT,
-            "/v2/r/manifests/v1",
-            &[("content-type", OCI_MANIFEST)],
-            big,
-        )
+        .put_manifest("/v2/r/manifests/v1", OCI_MANIFEST, big)
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID")
-    );
+    r.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID");
 }
 
 #[tokio::test]
@@ -743,10 +679,7 @@ async fn tags_list_paginates_with_link() {
         StatusCode::BAD_REQUEST
     );
     let r = app.get("/v2/nothing/tags/list").await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::NOT_FOUND, "NAME_UNKNOWN")
-    );
+    r.assert_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN");
 }
 
 #[tokio::test]
@@ -792,12 +725,7 @@ async fn referrers_list_and_filter_by_artifact_type() {
         );
         let ad = digest(&art);
         let r = app
-            .send(
-                Method::PUT,
-                &format!("/v2/r/manifests/{ad}"),
-                &[("content-type", OCI_MANIFEST)],
-                art.clone(),
-            )
+            .put_manifest(&format!("/v2/r/manifests/{ad}"), OCI_MANIFEST, art.clone())
             .await;
         assert_eq!(r.status, StatusCode::CREATED);
         assert_eq!(r.header("oci-subject"), d);
@@ -857,10 +785,9 @@ async fn referrer_may_be_pushed_before_its_subject() {
         Some((&subject, 10)),
     );
     let r = app
-        .send(
-            Method::PUT,
+        .put_manifest(
             &format!("/v2/r/manifests/{}", digest(&art)),
-            &[("content-type", OCI_MANIFEST)],
+            OCI_MANIFEST,
             art,
         )
         .await;
@@ -904,13 +831,8 @@ async fn deleting_a_tag_keeps_the_manifest() {
 async fn deleting_a_manifest_removes_its_tags() {
     let app = TestApp::new().await;
     let (m, d) = app.push_image("r", "v1", "x").await;
-    app.send(
-        Method::PUT,
-        "/v2/r/manifests/also",
-        &[("content-type", OCI_MANIFEST)],
-        m,
-    )
-    .await;
+    app.put_manifest("/v2/r/manifests/also", OCI_MANIFEST, m)
+        .await;
     app.push_image("r", "other", "y").await;
     assert_eq!(
         app.send(
@@ -973,36 +895,19 @@ async fn retagging_moves_the_tag_and_its_reverse_index() {
 async fn bad_names_references_and_endpoints() {
     let app = TestApp::new().await;
     let r = app.get("/v2/UPPER/manifests/v1").await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::BAD_REQUEST, "NAME_INVALID")
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "NAME_INVALID");
     let r = app
-        .send(
-            Method::PUT,
-            "/v2/r/manifests/-bad",
-            &[("content-type", OCI_MANIFEST)],
-            b"{}".to_vec(),
-        )
+        .put_manifest("/v2/r/manifests/-bad", OCI_MANIFEST, b"{}".to_vec())
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::BAD_REQUEST, "TAG_INVALID")
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "TAG_INVALID");
     let r = app.get("/v2/r/blobs/sha256:123").await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
     let r = app.get("/v2/r/nothing").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = app
         .send(Method::POST, "/v2/r/manifests/v1", &[], Body::empty())
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED")
-    );
+    r.assert_error(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED");
     let r = app.get("/elsewhere").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = app
@@ -1022,10 +927,7 @@ async fn bad_names_references_and_endpoints() {
             b"x".to_vec(),
         )
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
-    );
+    r.assert_error(StatusCode::BAD_REQUEST, "DIGEST_INVALID");
 }
 
 #[tokio::test]
