@@ -13,7 +13,9 @@
 //!   place errors become OCI error bodies.
 //! - [`jobs`]: background work (the `gc` worker's sweeps), idempotent, run
 //!   by the SQS worker functions and by `berth serve` in-process.
-//! - [`auth`]: signed upload-session tokens (and, later, users, tokens, RBAC).
+//! - [`auth`]: signed upload-session tokens.
+//! - [`iam`]: identity and access: users, projects, roles, robots, the
+//!   token service's grants and ES256 keys, the audit log.
 //! - [`config`]: typed configuration from flags and the environment.
 //! - [`wiring`]: the composition root: which adapters back the registry.
 //! - `lambda` (feature `lambda`): the per-route Lambda functions' routers,
@@ -26,6 +28,7 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod iam;
 pub mod jobs;
 #[cfg(feature = "lambda")]
 pub mod lambda;
