@@ -122,3 +122,146 @@ pub fn upload_routing_from_env(aws: Option<&Aws>) -> Result<crate::http::UploadR
         false,
     )
 }
+
+// ---- identity -----------------------------------------------------------
+
+/// The token service's keys given directly (the text of a key file or
+/// secret: `{"seeds":[…]}` or one bare seed). For the AWS side the secret
+/// is named by [`TOKEN_KEY_SECRET_ARN_ENV`] instead.
+pub const TOKEN_KEYS_ENV: &str = "BERTH_TOKEN_KEYS";
+/// The Secrets Manager secret holding the token signing seed(s): read by
+/// the `token` function only (the registry functions verify with the
+/// public keys the token service publishes in the metadata table).
+pub const TOKEN_KEY_SECRET_ARN_ENV: &str = "BERTH_TOKEN_KEY_SECRET_ARN";
+/// The bootstrap admin's password (first start only).
+pub const ADMIN_PASSWORD_ENV: &str = "BERTH_ADMIN_PASSWORD";
+/// The secret holding the bootstrap admin's password (AWS).
+pub const ADMIN_PASSWORD_SECRET_ARN_ENV: &str = "BERTH_ADMIN_PASSWORD_SECRET_ARN";
+/// The token `service` (audience); default [`crate::iam::token::DEFAULT_SERVICE`].
+pub const TOKEN_SERVICE_ENV: &str = "BERTH_TOKEN_SERVICE";
+
+/// The token service name from the environment.
+pub fn token_service() -> String {
+    env(TOKEN_SERVICE_ENV).unwrap_or_else(|| crate::iam::token::DEFAULT_SERVICE.to_owned())
+}
+
+/// The identity side of a process over its metadata store.
+pub fn iam(
+    kv: std::sync::Arc<dyn crate::store::Kv>,
+    keys: Option<std::sync::Arc<crate::iam::KeyRing>>,
+) -> crate::iam::Iam {
+    crate::iam::Iam::new(kv, keys, &token_service())
+}
+
+/// The local token keys: [`TOKEN_KEYS_ENV`], else `<data dir>/token-keys.json`,
+/// created with a fresh random seed (mode 0600) on first start.
+pub fn local_token_keys(data_dir: &std::path::Path) -> Result<crate::iam::KeyRing, String> {
+    use crate::iam::token::{KeyRing, SeedFile, random_seed};
+    if let Some(text) = env(TOKEN_KEYS_ENV) {
+        return KeyRing::from_secret_text(&text).map_err(|e| e.to_string());
+    }
+    let path = data_dir.join("token-keys.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => KeyRing::from_secret_text(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)
+                .map_err(|e| format!("{}: {e}", data_dir.display()))?;
+            let file = SeedFile {
+                seeds: vec![random_seed()],
+            };
+            let text = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
+            write_private(&path, text.as_bytes())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            KeyRing::from_seeds(&file.seeds).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Writes a file only its owner can read (a new file, never replacing one).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// A value given directly in `direct`, or read from the secret `arn_var` names.
+#[cfg(feature = "aws-core")]
+async fn env_or_secret(direct: &str, arn_var: &str, aws: Option<&Aws>) -> Result<Option<String>, String> {
+    if let Some(v) = env(direct) {
+        return Ok(Some(v));
+    }
+    let Some(arn) = env(arn_var) else {
+        return Ok(None);
+    };
+    read_secret(&arn, aws).await.map(Some)
+}
+
+#[cfg(feature = "aws-secrets")]
+async fn read_secret(arn: &str, aws: Option<&Aws>) -> Result<String, String> {
+    use crate::auth::SecretSource;
+    let aws = aws.ok_or_else(|| format!("the secret {arn} is read with the AWS configuration; none was loaded"))?;
+    crate::store::aws::secrets::SecretsManagerSecret::new(&aws.sdk, arn, &aws.calls)
+        .fetch()
+        .await
+}
+
+#[cfg(all(feature = "aws-core", not(feature = "aws-secrets")))]
+async fn read_secret(arn: &str, _aws: Option<&Aws>) -> Result<String, String> {
+    Err(format!("reading the secret {arn} needs a build with Secrets Manager support"))
+}
+
+/// The token signing keys of the `token` function: [`TOKEN_KEYS_ENV`] or
+/// the secret [`TOKEN_KEY_SECRET_ARN_ENV`] names.
+#[cfg(feature = "aws-core")]
+pub async fn token_keys_from_env(aws: Option<&Aws>) -> Result<crate::iam::KeyRing, String> {
+    let text = env_or_secret(TOKEN_KEYS_ENV, TOKEN_KEY_SECRET_ARN_ENV, aws)
+        .await?
+        .ok_or_else(|| format!("the token service needs {TOKEN_KEYS_ENV} or {TOKEN_KEY_SECRET_ARN_ENV}"))?;
+    crate::iam::KeyRing::from_secret_text(&text).map_err(|e| e.to_string())
+}
+
+/// The bootstrap admin password: [`ADMIN_PASSWORD_ENV`] or the secret
+/// [`ADMIN_PASSWORD_SECRET_ARN_ENV`] names (`None`: generate one).
+#[cfg(feature = "aws-core")]
+pub async fn admin_password_from_env(aws: Option<&Aws>) -> Result<Option<String>, String> {
+    env_or_secret(ADMIN_PASSWORD_ENV, ADMIN_PASSWORD_SECRET_ARN_ENV, aws).await
+}
+
+/// The bootstrap admin password from [`ADMIN_PASSWORD_ENV`] (builds without AWS).
+#[cfg(not(feature = "aws-core"))]
+pub async fn admin_password_from_env() -> Result<Option<String>, String> {
+    Ok(env(ADMIN_PASSWORD_ENV))
+}
+
+/// First-start work of a process that holds the directory: the `admin`
+/// user and the `library` project (DESIGN §7), and — where the signing
+/// keys are — their public halves published for the registry functions.
+/// Returns the admin password if it was generated here (show it once).
+pub async fn bootstrap_identity(
+    iam: &crate::iam::Iam,
+    admin_password: Option<&str>,
+) -> Result<Option<String>, String> {
+    if let Some(p) = admin_password
+        && let Err(rule) = crate::iam::password::check_password_rules(p)
+    {
+        tracing::warn!("{ADMIN_PASSWORD_ENV} does not follow the password rules: {rule}");
+    }
+    let generated = iam
+        .directory
+        .bootstrap(admin_password, crate::store::now_secs())
+        .await
+        .map_err(|e| format!("bootstrapping users and projects: {e}"))?;
+    if let Some(keys) = &iam.keys {
+        iam.directory
+            .publish_jwks(&keys.jwks())
+            .await
+            .map_err(|e| format!("publishing the token public keys: {e}"))?;
+    }
+    Ok(generated)
+}

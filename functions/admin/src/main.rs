@@ -1,10 +1,6 @@
-//! The `admin` function: Harbor's `/api/v2.0/...`. It answers "not yet
-//! configured" (Harbor's `NOT_IMPLEMENTED`) until the admin API lands.
-
-use berth::lambda::{functions, init_tracing};
+//! The `admin` function: Harbor's `/api/v2.0/...`, `/c/login`, `/c/log_out`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    init_tracing();
-    lambda_http::run(functions::admin_router()).await
+    berth::lambda::functions::run_identity_function("admin").await
 }

@@ -1,11 +1,7 @@
-//! The `token` function: `GET/POST /service/token`. It answers "not yet
-//! configured" until the token service lands; its signing key will come
-//! from the SSM SecureString named by `TOKEN_SIGNING_KEY_PARAMETER`.
-
-use berth::lambda::{functions, init_tracing};
+//! The `token` function: `GET/POST /service/token`. The only function that
+//! reads the signing key (the secret `BERTH_TOKEN_KEY_SECRET_ARN` names).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    init_tracing();
-    lambda_http::run(functions::token_router()).await
+    berth::lambda::functions::run_identity_function("token").await
 }

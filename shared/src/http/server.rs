@@ -126,10 +126,10 @@ pub async fn serve(
             () = shutdown.as_mut() => break,
             accepted = listener.accept() => accepted,
         };
-        let tcp = match accepted {
-            Ok((tcp, _peer)) => {
+        let (tcp, peer) = match accepted {
+            Ok((tcp, peer)) => {
                 backoff = Duration::ZERO;
-                tcp
+                (tcp, peer)
             }
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
@@ -159,6 +159,7 @@ pub async fn serve(
         };
         tokio::spawn(connection(
             tcp,
+            PeerAddr(peer),
             builder.clone(),
             router.clone(),
             limits.body_idle_timeout,
@@ -204,9 +205,14 @@ enum Phase {
     Closing,
 }
 
+/// The address a request's connection comes from (a request extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// One connection, holding its `permit` until it closes.
 async fn connection(
     tcp: TcpStream,
+    peer: PeerAddr,
     builder: http1::Builder,
     router: Router,
     body_idle_timeout: Duration,
@@ -214,7 +220,8 @@ async fn connection(
     permit: OwnedSemaphorePermit,
 ) {
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let req = req.map(|body| IdleTimeout::new(body, body_idle_timeout));
+        let mut req = req.map(|body| IdleTimeout::new(body, body_idle_timeout));
+        req.extensions_mut().insert(peer);
         router.clone().oneshot(req)
     });
     let io = TokioIo::new(StallGuard::new(tcp, body_idle_timeout));

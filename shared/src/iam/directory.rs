@@ -740,3 +740,301 @@ fn member_ops(m: &Member) -> Vec<WriteOp> {
         ),
     ]
 }
+
+// ---- management API: listing, updates, deletes ----------------------------
+
+/// Items read per query when walking a whole index partition.
+const SCAN_PAGE: usize = 500;
+/// Keys per `batch_get` (DynamoDB's limit).
+const BATCH_GET: usize = 100;
+/// Operations per transaction, leaving room for the final record's own.
+const CHUNK_OPS: usize = crate::store::kv::MAX_TRANSACTION_OPS - 10;
+
+/// A fresh credential generation for a new user or robot: random, so a
+/// session or refresh token of a deleted namesake never matches it.
+pub fn initial_cred() -> i64 {
+    i64::from(rand::random::<u32>()) + 1
+}
+
+impl Directory {
+    /// Every item of a partition under `prefix`, in sort-key order.
+    pub async fn scan_partition(&self, pk: &str, prefix: &str) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.index_page(pk, prefix, after, SCAN_PAGE).await?;
+            out.extend(page.items);
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    async fn docs<T: for<'de> Deserialize<'de>>(&self, keys: Vec<(String, String)>) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET) {
+            for item in self.kv.batch_get(chunk).await?.into_iter().flatten() {
+                out.push(decode(&item)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every user, by name.
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        let idx = self.scan_partition(keys::USERS, "").await?;
+        let keys = idx
+            .iter()
+            .map(|i| (keys::user(&i.sk), META.to_owned()))
+            .collect();
+        self.docs(keys).await
+    }
+
+    /// Every project, by name.
+    pub async fn list_projects(&self) -> Result<Vec<Project>> {
+        let idx = self.scan_partition(keys::PROJECTS, "").await?;
+        let keys = idx
+            .iter()
+            .map(|i| (keys::project(&i.sk), META.to_owned()))
+            .collect();
+        self.docs(keys).await
+    }
+
+    /// Robots, by full name; with `project_id`, only that project's
+    /// (filtered on the index before any record is read).
+    pub async fn list_robots(&self, project_id: Option<i64>) -> Result<Vec<Robot>> {
+        let idx = self.scan_partition(keys::ROBOTS, "").await?;
+        let keys = idx
+            .iter()
+            .filter(|i| project_id.is_none_or(|p| i.n("project_id") == Some(p)))
+            .map(|i| (keys::robot(&i.sk), META.to_owned()))
+            .collect();
+        self.docs(keys).await
+    }
+
+    /// A project's members, by user name.
+    pub async fn project_members(&self, project: &str) -> Result<Vec<Member>> {
+        let items = self
+            .scan_partition(&keys::project(project), keys::MEMBER_PREFIX)
+            .await?;
+        items.iter().map(decode).collect()
+    }
+
+    /// The projects a user is a member of, with the role id there.
+    pub async fn memberships(&self, user: &str) -> Result<Vec<(String, i64)>> {
+        let items = self
+            .scan_partition(&keys::user(user), keys::MEMBER_OF_PREFIX)
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| {
+                let p = i.sk.strip_prefix(keys::MEMBER_OF_PREFIX)?;
+                Some((p.to_owned(), i.n("role").unwrap_or(0)))
+            })
+            .collect())
+    }
+
+    /// Adds a membership that must not exist yet (the project must).
+    pub async fn create_member(&self, member: &Member) -> Result<()> {
+        let mut ops = vec![WriteOp::Check {
+            pk: keys::project(&member.project),
+            sk: META.to_owned(),
+            cond: Cond::Exists,
+        }];
+        let mut pair = member_ops(member);
+        if let Some(WriteOp::Put { cond, .. }) = pair.first_mut() {
+            *cond = Cond::NotExists;
+        }
+        ops.extend(pair);
+        self.kv.transact(ops).await.map_err(|e| match e {
+            KvError::ConditionFailed { index: 0 } => {
+                DirectoryError::NotFound(format!("project {} not found", member.project))
+            }
+            KvError::ConditionFailed { .. } => DirectoryError::Conflict(format!(
+                "{} is already a member of project {}",
+                member.entity_name, member.project
+            )),
+            e => e.into(),
+        })
+    }
+
+    /// Replaces a membership, on the condition that it is still `previous`.
+    pub async fn update_member(&self, previous: &Member, next: &Member) -> Result<()> {
+        let mut ops = member_ops(next);
+        if let Some(WriteOp::Put { cond, .. }) = ops.first_mut() {
+            *cond = Cond::Eq(DOC.to_owned(), encode(previous));
+        }
+        self.kv.transact(ops).await.map_err(|e| match e {
+            KvError::ConditionFailed { .. } => DirectoryError::Conflict(
+                "the member was changed by another request; try again".to_owned(),
+            ),
+            e => e.into(),
+        })
+    }
+
+    /// Removes a membership (both of its items).
+    pub async fn delete_member(&self, m: &Member) -> Result<()> {
+        self.kv.transact(member_delete_ops(&m.project, &m.entity_name)).await?;
+        Ok(())
+    }
+
+    /// Replaces a project record (and its listing entry), on the condition
+    /// that it is still `previous`.
+    pub async fn save_project(&self, previous: &Project, next: &Project) -> Result<()> {
+        let ops = vec![
+            WriteOp::Put {
+                item: Item::new(keys::project(&next.name), META).with(DOC, encode(next)),
+                cond: Cond::Eq(DOC.to_owned(), encode(previous)),
+            },
+            WriteOp::put(
+                Item::new(keys::PROJECTS, &next.name)
+                    .with("id", Attr::N(next.id))
+                    .with("public", Attr::N(i64::from(next.public))),
+            ),
+        ];
+        self.kv.transact(ops).await.map_err(|e| match e {
+            KvError::ConditionFailed { .. } => DirectoryError::Conflict(
+                "the project was changed by another request; try again".to_owned(),
+            ),
+            e => e.into(),
+        })
+    }
+
+    /// The number of repositories in a project (from the registry's
+    /// catalog, `CATALOG` / `REPO#<project>/…`).
+    pub async fn project_repo_count(&self, project: &str) -> Result<usize> {
+        let items = self
+            .scan_partition("CATALOG", &format!("REPO#{project}/"))
+            .await?;
+        Ok(items.len())
+    }
+
+    /// Deletes a project with its memberships and robot accounts. Members
+    /// and robots go first (in chunks), then the record itself in one
+    /// transaction with whatever of them appeared meanwhile, so no
+    /// membership outlives its project to grant access to a namesake.
+    pub async fn delete_project(&self, p: &Project) -> Result<()> {
+        let dependants = self.project_dependant_ops(p).await?;
+        for chunk in dependants.chunks(CHUNK_OPS) {
+            self.kv.transact(chunk.to_vec()).await?;
+        }
+        let mut ops = vec![
+            WriteOp::Delete {
+                pk: keys::project(&p.name),
+                sk: META.to_owned(),
+                cond: Cond::Exists,
+            },
+            WriteOp::delete(keys::project_id(p.id), META),
+            WriteOp::delete(keys::PROJECTS, &p.name),
+        ];
+        let late = self.project_dependant_ops(p).await?;
+        if late.len() + ops.len() > crate::store::kv::MAX_TRANSACTION_OPS {
+            return Err(DirectoryError::Kv(KvError::Conflict));
+        }
+        ops.extend(late);
+        self.kv.transact(ops).await.map_err(|e| match e {
+            KvError::ConditionFailed { .. } => {
+                DirectoryError::NotFound(format!("project {} not found", p.name))
+            }
+            e => e.into(),
+        })
+    }
+
+    async fn project_dependant_ops(&self, p: &Project) -> Result<Vec<WriteOp>> {
+        let mut ops = Vec::new();
+        for m in self.project_members(&p.name).await? {
+            ops.extend(member_delete_ops(&p.name, &m.entity_name));
+        }
+        for r in self.list_robots(Some(p.id)).await? {
+            ops.extend(robot_delete_ops(&r));
+        }
+        Ok(ops)
+    }
+
+    /// Deletes a user with its memberships.
+    pub async fn delete_user(&self, u: &User) -> Result<()> {
+        let memberships = self.memberships(&u.username).await?;
+        let ops: Vec<WriteOp> = memberships
+            .iter()
+            .flat_map(|(p, _)| member_delete_ops(p, &u.username))
+            .collect();
+        for chunk in ops.chunks(CHUNK_OPS) {
+            self.kv.transact(chunk.to_vec()).await?;
+        }
+        let ops = vec![
+            WriteOp::Delete {
+                pk: keys::user(&u.username),
+                sk: META.to_owned(),
+                cond: Cond::Exists,
+            },
+            WriteOp::delete(keys::user_id(u.id), META),
+            WriteOp::delete(keys::USERS, &u.username),
+        ];
+        self.kv.transact(ops).await.map_err(|e| match e {
+            KvError::ConditionFailed { .. } => {
+                DirectoryError::NotFound(format!("user {} not found", u.username))
+            }
+            e => e.into(),
+        })
+    }
+
+    /// Deletes a robot account.
+    pub async fn delete_robot(&self, r: &Robot) -> Result<()> {
+        let mut ops = robot_delete_ops(r);
+        if let Some(WriteOp::Delete { cond, .. }) = ops.first_mut() {
+            *cond = Cond::Exists;
+        }
+        self.kv.transact(ops).await.map_err(|e| match e {
+            KvError::ConditionFailed { .. } => {
+                DirectoryError::NotFound(format!("robot {} not found", r.name))
+            }
+            e => e.into(),
+        })
+    }
+
+    /// A session with the epoch second it expires at.
+    pub async fn session_with_expiry(&self, id: &str) -> Result<Option<(Session, i64)>> {
+        let pk = keys::session(&password::secret_digest(id));
+        let Some(item) = self.kv.get(&pk, META).await? else {
+            return Ok(None);
+        };
+        let expires = item.n(crate::store::kv::TTL_ATTR).unwrap_or(0);
+        Ok(Some((decode(&item)?, expires)))
+    }
+
+    /// Extends a session to [`SESSION_TTL_SECS`] from `now` (only while it
+    /// still exists: a logout in between wins).
+    pub async fn renew_session(&self, id: &str, session: &Session, now: i64) -> Result<()> {
+        let pk = keys::session(&password::secret_digest(id));
+        let item = Item::new(pk, META)
+            .with(DOC, encode(session))
+            .with(crate::store::kv::TTL_ATTR, Attr::N(now + SESSION_TTL_SECS));
+        match self
+            .kv
+            .write(WriteOp::Put {
+                item,
+                cond: Cond::Exists,
+            })
+            .await
+        {
+            Ok(()) | Err(KvError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn member_delete_ops(project: &str, user: &str) -> Vec<WriteOp> {
+    vec![
+        WriteOp::delete(keys::project(project), keys::member(user)),
+        WriteOp::delete(keys::user(user), keys::member_of(project)),
+    ]
+}
+
+fn robot_delete_ops(r: &Robot) -> Vec<WriteOp> {
+    vec![
+        WriteOp::delete(keys::robot(&r.name), META),
+        WriteOp::delete(keys::robot_id(r.id), META),
+        WriteOp::delete(keys::ROBOTS, &r.name),
+    ]
+}

@@ -46,10 +46,12 @@ pub fn allows(who: &Principal, pa: &ProjectAccess, resource: Resource, action: A
     let by_role = pa.role.is_some_and(|r| r.allows(resource, action));
     let by_public = project.public && rbac::public_visitor_allows(resource, action);
     match who {
-        Principal::Robot(r) => r
-            .permissions
-            .iter()
-            .any(|p| p.allows(&project.name, resource, action)),
+        Principal::Robot(r) => {
+            by_public
+                || r.permissions
+                    .iter()
+                    .any(|p| p.allows(&project.name, resource, action))
+        }
         Principal::User(_) => by_role || by_public,
         Principal::Anonymous => by_public,
     }
