@@ -13,8 +13,22 @@ and developers run against is what AWS gets, lifecycle rules included
 (incomplete multipart uploads and staged chunks go after more days than an
 upload session can live). --upload-secret also creates the upload-token key
 as a Secrets Manager secret, as the stack does, and prints its ARN
-(BERTH_UPLOAD_SECRET_ARN) instead of the key. Needs boto3 (moto[server]
-brings it).
+(BERTH_UPLOAD_SECRET_ARN) instead of the key. --identity-secrets likewise
+creates the secrets of resources.json "secrets", as the stack does: the token
+signing seed (BERTH_TOKEN_KEY_SECRET_ARN, what the `token` function reads at
+cold start) and the admin's initial password (BERTH_ADMIN_PASSWORD_SECRET_ARN,
+read by `token`, `admin` and `berth serve`), and prints their ARNs; read the
+password with
+
+    aws --endpoint-url http://127.0.0.1:4566 secretsmanager get-secret-value \
+        --secret-id berth-admin-password --query SecretString --output text
+
+Without them, local processes take the values directly: BERTH_TOKEN_KEYS (a
+seed of >= 32 characters, or {"seeds":["<new>","<old>"]}; `berth serve`
+otherwise keeps its seed in <data dir>/token-keys.json) and
+BERTH_ADMIN_PASSWORD (>= 8 characters with an uppercase letter, a lowercase
+letter and a digit; unset: generated and shown once at first start). Needs
+boto3 (moto[server] brings it).
 """
 import argparse
 import json
@@ -185,6 +199,38 @@ def create_upload_secret(sm, name, length):
     return sm.describe_secret(SecretId=name)["ARN"]
 
 
+# Names of the identity secrets here (the stack generates its own names).
+IDENTITY_SECRET_NAMES = {"tokenSigningKey": "berth-token-signing-key", "adminPassword": "berth-admin-password"}
+ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def generate_secret(spec):
+    """What GenerateSecretString makes in the stack: letters and digits
+    (ExcludePunctuation), all three kinds when requireEachIncludedType."""
+    while True:
+        value = "".join(secrets.choice(ALNUM) for _ in range(spec["length"]))
+        kinds = (str.isupper, str.islower, str.isdigit)
+        if not spec.get("requireEachIncludedType") or all(any(k(c) for c in value) for k in kinds):
+            return value
+
+
+def create_identity_secrets(sm, defs):
+    """The token signing seed and the admin password (kept if they exist); returns {env: ARN}."""
+    env = {}
+    for key, spec in defs.items():
+        if key.startswith("_"):
+            continue
+        name = IDENTITY_SECRET_NAMES.get(key, "berth-" + key)
+        try:
+            arn = sm.create_secret(Name=name, Description=spec["description"], SecretString=generate_secret(spec))["ARN"]
+        except ClientError as e:
+            if code(e) != "ResourceExistsException":
+                raise
+            arn = sm.describe_secret(SecretId=name)["ARN"]
+        env[spec["env"]] = arn
+    return env
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"), help="the emulator (default: $AWS_ENDPOINT_URL; none: AWS itself)")
@@ -197,6 +243,12 @@ def main():
         nargs="?",
         const="berth-upload-token-key",
         help="also create the upload-token key as a Secrets Manager secret (default name berth-upload-token-key) and print BERTH_UPLOAD_SECRET_ARN",
+    )
+    ap.add_argument(
+        "--identity-secrets",
+        action="store_true",
+        help="also create the token signing seed and the admin password as Secrets Manager secrets "
+        "(berth-token-signing-key, berth-admin-password) and print BERTH_TOKEN_KEY_SECRET_ARN and BERTH_ADMIN_PASSWORD_SECRET_ARN",
     )
     args = ap.parse_args()
 
@@ -220,6 +272,8 @@ def main():
         env[up["secretArnEnv"]] = create_upload_secret(
             boto3.client("secretsmanager", **kw), args.upload_secret, up["secretLength"]
         )
+    if args.identity_secrets:
+        env.update(create_identity_secrets(boto3.client("secretsmanager", **kw), res["secrets"]))
 
     env["AWS_REGION"] = args.region
     env["AWS_DEFAULT_REGION"] = args.region

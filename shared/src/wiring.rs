@@ -162,7 +162,9 @@ pub fn local_token_keys(data_dir: &std::path::Path) -> Result<crate::iam::KeyRin
     }
     let path = data_dir.join("token-keys.json");
     match std::fs::read_to_string(&path) {
-        Ok(text) => KeyRing::from_secret_text(&text).map_err(|e| format!("{}: {e}", path.display())),
+        Ok(text) => {
+            KeyRing::from_secret_text(&text).map_err(|e| format!("{}: {e}", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir)
                 .map_err(|e| format!("{}: {e}", data_dir.display()))?;
@@ -192,7 +194,11 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// A value given directly in `direct`, or read from the secret `arn_var` names.
 #[cfg(feature = "aws-core")]
-async fn env_or_secret(direct: &str, arn_var: &str, aws: Option<&Aws>) -> Result<Option<String>, String> {
+async fn env_or_secret(
+    direct: &str,
+    arn_var: &str,
+    aws: Option<&Aws>,
+) -> Result<Option<String>, String> {
     if let Some(v) = env(direct) {
         return Ok(Some(v));
     }
@@ -205,7 +211,9 @@ async fn env_or_secret(direct: &str, arn_var: &str, aws: Option<&Aws>) -> Result
 #[cfg(feature = "aws-secrets")]
 async fn read_secret(arn: &str, aws: Option<&Aws>) -> Result<String, String> {
     use crate::auth::SecretSource;
-    let aws = aws.ok_or_else(|| format!("the secret {arn} is read with the AWS configuration; none was loaded"))?;
+    let aws = aws.ok_or_else(|| {
+        format!("the secret {arn} is read with the AWS configuration; none was loaded")
+    })?;
     crate::store::aws::secrets::SecretsManagerSecret::new(&aws.sdk, arn, &aws.calls)
         .fetch()
         .await
@@ -213,7 +221,9 @@ async fn read_secret(arn: &str, aws: Option<&Aws>) -> Result<String, String> {
 
 #[cfg(all(feature = "aws-core", not(feature = "aws-secrets")))]
 async fn read_secret(arn: &str, _aws: Option<&Aws>) -> Result<String, String> {
-    Err(format!("reading the secret {arn} needs a build with Secrets Manager support"))
+    Err(format!(
+        "reading the secret {arn} needs a build with Secrets Manager support"
+    ))
 }
 
 /// The token signing keys of the `token` function: [`TOKEN_KEYS_ENV`] or
@@ -222,7 +232,9 @@ async fn read_secret(arn: &str, _aws: Option<&Aws>) -> Result<String, String> {
 pub async fn token_keys_from_env(aws: Option<&Aws>) -> Result<crate::iam::KeyRing, String> {
     let text = env_or_secret(TOKEN_KEYS_ENV, TOKEN_KEY_SECRET_ARN_ENV, aws)
         .await?
-        .ok_or_else(|| format!("the token service needs {TOKEN_KEYS_ENV} or {TOKEN_KEY_SECRET_ARN_ENV}"))?;
+        .ok_or_else(|| {
+            format!("the token service needs {TOKEN_KEYS_ENV} or {TOKEN_KEY_SECRET_ARN_ENV}")
+        })?;
     crate::iam::KeyRing::from_secret_text(&text).map_err(|e| e.to_string())
 }
 

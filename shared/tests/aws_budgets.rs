@@ -353,3 +353,78 @@ async fn upload_key_is_read_from_secrets_manager_once_on_first_use() {
         calls.snapshot()
     );
 }
+
+/// With identity on, the registry path stays stateless: a registry
+/// function holding no key reads the published public keys once, then a
+/// pull with a token costs exactly what an unauthenticated pull cost — no
+/// user, project or membership record is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorized_pulls_read_no_identity_records() {
+    use std::sync::Arc;
+    let moto = support::moto();
+    let calls = CallCounter::default();
+    let registry = moto.registry(&calls).await;
+    // The token function's side: keys, bootstrap, published public keys.
+    let keys =
+        Arc::new(berth::iam::KeyRing::from_seeds(&["budget-test-seed-0123456789abcdef"]).unwrap());
+    let issuer = berth::wiring::iam(registry.kv().clone(), Some(keys.clone()));
+    berth::wiring::bootstrap_identity(&issuer, Some("Harbor12345"))
+        .await
+        .unwrap();
+    // The registry function's side: verification only.
+    let verifier_only = berth::wiring::iam(registry.kv().clone(), None);
+    let mut state = berth::http::AppState::new(registry.clone());
+    state.iam = Some(verifier_only);
+    let app = berth::http::app(Arc::new(state));
+    let open = TestApp::over(registry);
+    let r = format!("library/budget-{}", uuid::Uuid::new_v4().simple());
+    let (_, manifest) = open.push_image(&r, "v1", "auth").await;
+    let now = berth::store::now_secs();
+    let claims = berth::iam::token::new_claims(
+        "berth-registry",
+        "admin",
+        vec![berth::iam::token::ResourceActions {
+            kind: "repository".to_owned(),
+            name: r.clone(),
+            actions: vec!["pull".to_owned()],
+        }],
+        berth::iam::token::TokenUse::Access,
+        now,
+        600,
+    );
+    let bearer = format!("Bearer {}", keys.sign(&claims).unwrap());
+    let get = |uri: String| {
+        let bearer = bearer.clone();
+        let app = app.clone();
+        async move {
+            send_to(
+                &app,
+                Method::GET,
+                &uri,
+                &[("authorization", bearer.as_str())],
+                Body::empty(),
+            )
+            .await
+        }
+    };
+    calls.reset();
+    let first = get(format!("/v2/{r}/manifests/v1")).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    let first_calls = Calls(calls.snapshot());
+    // Tag + manifest, plus the public keys on first sight of the key id.
+    assert_eq!(first_calls.service("DynamoDB"), 3, "{first_calls:?}");
+    for uri in [
+        format!("/v2/{r}/manifests/v1"),
+        format!("/v2/{r}/manifests/{manifest}"),
+    ] {
+        calls.reset();
+        let resp = get(uri).await;
+        assert_eq!(resp.status, StatusCode::OK);
+        let c = Calls(calls.snapshot());
+        assert!(
+            c.op("DynamoDB.GetItem") <= 2 && c.service("DynamoDB") <= 2,
+            "{c:?}"
+        );
+        assert_eq!(c.service("S3"), 0, "{c:?}");
+    }
+}

@@ -138,7 +138,7 @@ fn resources_json() -> serde_json::Value {
         .unwrap()
 }
 
-/// `tokenSigningKey` / `blob` -> `TokenSigningKey` / `Blob`, as gen-template names things.
+/// `adminPassword` / `blob` -> `AdminPassword` / `Blob`, as gen-template names things.
 fn camel(name: &str) -> String {
     name.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|p| !p.is_empty())
@@ -208,10 +208,36 @@ fn no_secret_value_is_resolved_into_the_template() {
     let t = template();
     for (id, r) in t["Resources"].as_object().unwrap() {
         let vars = &r["Properties"]["Environment"]["Variables"];
+        // The variables that carry a value itself (local use only): the
+        // stack passes ARNs, each function reads its secrets.
+        for direct in [
+            "BERTH_UPLOAD_SECRET",
+            "BERTH_TOKEN_KEYS",
+            "BERTH_ADMIN_PASSWORD",
+        ] {
+            assert!(vars.get(direct).is_none(), "{id} gets {direct} itself");
+        }
+    }
+    // The old model (an SSM parameter the operator created) is gone: no
+    // parameter names a secret, no role reads Parameter Store.
+    for (name, _) in t["Parameters"].as_object().unwrap() {
         assert!(
-            vars.get("BERTH_UPLOAD_SECRET").is_none(),
-            "{id} gets the upload-token key itself"
+            !name.ends_with("ParameterName")
+                && !name.contains("Signing")
+                && !name.contains("Password"),
+            "parameter {name} names a secret"
         );
+    }
+    for (id, r) in t["Resources"].as_object().unwrap() {
+        if r["Type"] != "AWS::IAM::Role" || r["Properties"].get("Policies").is_none() {
+            continue;
+        }
+        for st in statements(&t, id) {
+            assert!(
+                !actions(st).iter().any(|a| a.starts_with("ssm:")),
+                "{id} reads SSM: {st}"
+            );
+        }
     }
 }
 
@@ -224,6 +250,29 @@ fn upload_functions_get_the_secret_arn_and_may_read_that_secret_only() {
         let grants: Vec<&serde_json::Value> = statements(&t, &role)
             .iter()
             .filter(|s| actions(s).iter().any(|a| a.starts_with("secretsmanager:")))
+            .collect();
+        // Every secret grant is one the definition asks for: the upload
+        // key (`uploads`) and the listed `secrets`, each by its own ARN.
+        let mut want: BTreeSet<String> = spec["secrets"]
+            .as_array()
+            .map(|a| a.iter().map(|k| camel(k.as_str().unwrap())).collect())
+            .unwrap_or_default();
+        if spec["uploads"] == true {
+            want.insert("UploadTokenKey".to_owned());
+        }
+        let granted: BTreeSet<String> = grants
+            .iter()
+            .map(|s| {
+                assert_eq!(s["Sid"], s["Resource"]["Ref"], "{name}: {s}");
+                s["Resource"]["Ref"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(granted, want, "{name}: the secrets it may read");
+        assert_eq!(grants.len(), want.len(), "{name}: one statement per secret");
+        // The identity secrets are checked below; here, the upload key.
+        let grants: Vec<&serde_json::Value> = grants
+            .into_iter()
+            .filter(|s| s["Resource"] == serde_json::json!({"Ref": "UploadTokenKey"}))
             .collect();
         let env = env_of(&t, &name);
         if spec["uploads"] == true {
@@ -256,6 +305,232 @@ fn upload_functions_get_the_secret_arn_and_may_read_that_secret_only() {
         t["Resources"]["UploadTokenKey"]["Type"],
         "AWS::SecretsManager::Secret"
     );
+}
+
+/// The roles (every `AWS::IAM::Role`, the gateway's too) whose policy
+/// mentions the secret `secret` (a resource's logical id), and checks that
+/// no statement reads secrets by wildcard.
+fn roles_reading(t: &serde_json::Value, secret: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (id, r) in t["Resources"].as_object().unwrap() {
+        if r["Type"] != "AWS::IAM::Role" || r["Properties"].get("Policies").is_none() {
+            continue;
+        }
+        for st in statements(t, id) {
+            let reads = actions(st).iter().any(|a| a.starts_with("secretsmanager:"));
+            if reads {
+                assert_eq!(
+                    actions(st),
+                    BTreeSet::from(["secretsmanager:GetSecretValue".to_owned()]),
+                    "{id}: {st}"
+                );
+                assert!(
+                    st["Resource"].get("Ref").is_some(),
+                    "{id} reads secrets beyond one it names: {st}"
+                );
+            }
+            if st.to_string().contains(&format!(r#"{{"Ref":"{secret}"}}"#)) {
+                assert!(
+                    reads,
+                    "{id} names {secret} in a statement that does not read it: {st}"
+                );
+                assert_eq!(st["Resource"], serde_json::json!({"Ref": secret}), "{id}");
+                out.insert(id.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The functions whose environment mentions `secret`, by variable.
+fn functions_told(t: &serde_json::Value, secret: &str) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (id, r) in t["Resources"].as_object().unwrap() {
+        let Some(vars) = r["Properties"]["Environment"]["Variables"].as_object() else {
+            continue;
+        };
+        for (k, v) in vars {
+            if v.to_string().contains(&format!(r#""{secret}""#)) {
+                out.insert((id.clone(), k.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn only_the_token_function_may_read_the_signing_secret() {
+    let t = template();
+    let secret = &t["Resources"]["TokenSigningKey"];
+    assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+    // Generated in the stack: the operator creates nothing.
+    let generate = &secret["Properties"]["GenerateSecretString"];
+    assert!(
+        generate["PasswordLength"].as_u64().unwrap() >= 32,
+        "a seed is >= 32 characters"
+    );
+    assert_eq!(
+        generate["ExcludePunctuation"], true,
+        "a bare seed never looks like JSON"
+    );
+    assert!(secret["Properties"].get("SecretString").is_none());
+    assert_eq!(
+        roles_reading(&t, "TokenSigningKey"),
+        BTreeSet::from(["TokenRole".to_owned()]),
+        "the private key never leaves the token function"
+    );
+    assert_eq!(
+        functions_told(&t, "TokenSigningKey"),
+        BTreeSet::from([(
+            "TokenFunction".to_owned(),
+            "BERTH_TOKEN_KEY_SECRET_ARN".to_owned()
+        )])
+    );
+    // The gateway is told nothing about it either (its env is a list).
+    let gateway = t["Resources"]["UploadGateway"].to_string();
+    assert!(!gateway.contains("TokenSigningKey") && !gateway.contains("AdminPassword"));
+    // The registry functions verify with the published public keys: they
+    // read the KEYS item with GetItem, and need no secret for it.
+    for f in ["manifest", "blob"] {
+        let env = env_of(&t, f);
+        assert!(env.get("BERTH_TOKEN_KEY_SECRET_ARN").is_none(), "{f}");
+        assert!(
+            actions_of(&t, &format!("{}Role", camel(f)), "Metadata").contains("dynamodb:GetItem"),
+            "{f} reads the published keys"
+        );
+    }
+    assert_eq!(
+        t["Outputs"]["TokenSigningKeySecretArn"]["Value"],
+        serde_json::json!({"Ref": "TokenSigningKey"})
+    );
+}
+
+#[test]
+fn token_and_admin_read_the_admin_password_secret_and_nothing_else_does() {
+    let t = template();
+    let secret = &t["Resources"]["AdminPassword"];
+    assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+    assert!(secret["Properties"].get("SecretString").is_none());
+    // The password rules: >= 8 characters, an uppercase letter, a lowercase
+    // letter and a digit; no punctuation, so it is easy to type.
+    let generate = &secret["Properties"]["GenerateSecretString"];
+    assert!(generate["PasswordLength"].as_u64().unwrap() >= 8);
+    assert_eq!(generate["RequireEachIncludedType"], true);
+    assert_eq!(generate["ExcludePunctuation"], true);
+    for excluded in ["ExcludeUppercase", "ExcludeLowercase", "ExcludeNumbers"] {
+        assert!(generate.get(excluded).is_none(), "{excluded}");
+    }
+    assert_eq!(
+        roles_reading(&t, "AdminPassword"),
+        BTreeSet::from(["AdminRole".to_owned(), "TokenRole".to_owned()])
+    );
+    assert_eq!(
+        functions_told(&t, "AdminPassword"),
+        BTreeSet::from([
+            (
+                "AdminFunction".to_owned(),
+                "BERTH_ADMIN_PASSWORD_SECRET_ARN".to_owned()
+            ),
+            (
+                "TokenFunction".to_owned(),
+                "BERTH_ADMIN_PASSWORD_SECRET_ARN".to_owned()
+            ),
+        ])
+    );
+    // The operator finds it by its ARN; the value is never an output.
+    let out = &t["Outputs"]["AdminPasswordSecretArn"];
+    assert_eq!(out["Value"], serde_json::json!({"Ref": "AdminPassword"}));
+    assert!(
+        out["Description"]
+            .as_str()
+            .unwrap()
+            .contains("get-secret-value")
+    );
+    // Both functions are built alone (sam build): their crates must ask
+    // for the adapter that reads a secret by ARN.
+    for f in ["token", "admin"] {
+        let manifest =
+            std::fs::read_to_string(root().join(format!("functions/{f}/Cargo.toml"))).unwrap();
+        assert!(
+            manifest.contains("\"aws-secrets\""),
+            "functions/{f} reads its secrets by ARN: it needs berth-shared's aws-secrets feature"
+        );
+    }
+}
+
+#[test]
+fn identity_functions_hold_the_directory_and_nothing_of_the_blobs() {
+    let t = template();
+    // Users, projects, members, robots, sessions, audit entries, the
+    // published keys: items read and written one by one, in queries and in
+    // transactions (authorised by their item actions: ConditionCheckItem).
+    let directory: BTreeSet<String> = [
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "ConditionCheckItem",
+    ]
+    .iter()
+    .map(|a| format!("dynamodb:{a}"))
+    .collect();
+    for f in ["token", "admin"] {
+        let role = format!("{}Role", camel(f));
+        assert_eq!(actions_of(&t, &role, "Metadata"), directory, "{f}");
+        let sids: BTreeSet<&str> = statements(&t, &role)
+            .iter()
+            .map(|s| s["Sid"].as_str().unwrap())
+            .collect();
+        assert!(
+            !sids.contains("Blobs") && !sids.contains("BlobListing"),
+            "{f} may touch the bucket: {sids:?}"
+        );
+        let env = env_of(&t, f);
+        assert_eq!(
+            env["METADATA_TABLE"],
+            serde_json::json!({"Ref": "MetadataTable"})
+        );
+        // The AWS configuration needs the bucket's name to start.
+        assert_eq!(env["BLOB_BUCKET"], serde_json::json!({"Ref": "BlobBucket"}));
+        // BERTH_TOKEN_SERVICE defaults alike everywhere: not set here.
+        assert!(env.get("BERTH_TOKEN_SERVICE").is_none(), "{f}");
+    }
+    for (id, r) in t["Resources"].as_object().unwrap() {
+        let vars = &r["Properties"]["Environment"]["Variables"];
+        assert!(vars.get("BERTH_TOKEN_SERVICE").is_none(), "{id}");
+    }
+    // Audit entries from the registry functions are PutItems.
+    for role in ["ManifestRole", "BlobRole"] {
+        assert!(actions_of(&t, role, "Metadata").contains("dynamodb:PutItem"));
+    }
+}
+
+#[test]
+fn portal_login_and_logout_go_to_the_admin_function() {
+    let t = template();
+    let admin = serde_json::json!({"Fn::Sub": "integrations/${AdminIntegration}"});
+    for key in ["POST /c/login", "GET /c/log_out", "ANY /api/v2.0/{proxy+}"] {
+        let routes: Vec<&serde_json::Value> = t["Resources"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|r| r["Type"] == "AWS::ApiGatewayV2::Route")
+            .filter(|r| r["Properties"]["RouteKey"] == key)
+            .collect();
+        assert_eq!(routes.len(), 1, "{key}");
+        assert_eq!(routes[0]["Properties"]["Target"], admin, "{key}");
+    }
+    // The Rust route table (berth stack, the function routers) agrees.
+    let table = RouteTable::builtin().unwrap();
+    for key in ["POST /c/login", "GET /c/log_out"] {
+        let route = table
+            .routes()
+            .find(|r| r.key() == key)
+            .unwrap_or_else(|| panic!("no route {key}"));
+        assert_eq!(route.function, "admin", "{key}");
+    }
 }
 
 #[test]

@@ -1,4 +1,5 @@
 //! The RBAC matrix: every principal (anonymous, a non-member, a system
+#![allow(clippy::unwrap_used)]
 //! admin, each of Harbor's five project roles, a project robot, a system
 //! robot) × every action Berth has, on a public and a private project,
 //! through the real token flow (`/service/token` with Basic credentials,
@@ -233,7 +234,10 @@ async fn world() -> World {
             .await;
         for who in EVERYONE {
             open.push_image(
-                &format!("{project}/del-{}", who.name().replace('$', "-").replace('+', "-")),
+                &format!(
+                    "{project}/del-{}",
+                    who.name().replace(['$', '+'], "-")
+                ),
                 "v1",
                 &format!("{project}-{}", who.name()),
             )
@@ -272,7 +276,10 @@ impl World {
             .as_deref()
             .map(|a| vec![("authorization", a)])
             .unwrap_or_default();
-        let r = self.app.send(Method::GET, &uri, &headers, Body::empty()).await;
+        let r = self
+            .app
+            .send(Method::GET, &uri, &headers, Body::empty())
+            .await;
         assert_eq!(r.status, StatusCode::OK, "token for {who:?}: {}", r.text());
         r.json()["token"].as_str().unwrap().to_owned()
     }
@@ -304,13 +311,25 @@ impl World {
         let r = match act {
             Act::Pull => {
                 let scope = format!("repository:{repo}:pull");
-                self.v2(who, &scope, Method::GET, &format!("/v2/{repo}/manifests/v1"), vec![])
-                    .await
+                self.v2(
+                    who,
+                    &scope,
+                    Method::GET,
+                    &format!("/v2/{repo}/manifests/v1"),
+                    vec![],
+                )
+                .await
             }
             Act::ListTags => {
                 let scope = format!("repository:{repo}:pull");
-                self.v2(who, &scope, Method::GET, &format!("/v2/{repo}/tags/list"), vec![])
-                    .await
+                self.v2(
+                    who,
+                    &scope,
+                    Method::GET,
+                    &format!("/v2/{repo}/tags/list"),
+                    vec![],
+                )
+                .await
             }
             Act::Push => {
                 let target = format!("{project}/pushed-{}", who.name().replace(['$', '+'], "-"));
@@ -329,12 +348,24 @@ impl World {
             Act::Delete => {
                 let target = format!("{project}/del-{}", who.name().replace(['$', '+'], "-"));
                 let scope = format!("repository:{target}:delete");
-                self.v2(who, &scope, Method::DELETE, &format!("/v2/{target}/manifests/v1"), vec![])
-                    .await
+                self.v2(
+                    who,
+                    &scope,
+                    Method::DELETE,
+                    &format!("/v2/{target}/manifests/v1"),
+                    vec![],
+                )
+                .await
             }
             Act::Catalog => {
-                self.v2(who, "registry:catalog:*", Method::GET, "/v2/_catalog", vec![])
-                    .await
+                self.v2(
+                    who,
+                    "registry:catalog:*",
+                    Method::GET,
+                    "/v2/_catalog",
+                    vec![],
+                )
+                .await
             }
             Act::ListMembers => {
                 self.api(
@@ -440,7 +471,10 @@ async fn every_principal_times_every_action_on_public_and_private_projects() {
     let mut header = format!("{:<16}", "principal");
     for project in ["pub", "priv"] {
         for act in ACTIONS {
-            header.push_str(&format!(" {:>8}", format!("{project}:{}", &act.label()[..act.label().len().min(4)])));
+            header.push_str(&format!(
+                " {:>8}",
+                format!("{project}:{}", &act.label()[..act.label().len().min(4)])
+            ));
         }
     }
     table.push_str(&header);
@@ -462,7 +496,9 @@ async fn every_principal_times_every_action_on_public_and_private_projects() {
                 };
                 line.push_str(&format!(" {mark:>8}"));
                 if got != want {
-                    wrong.push(format!("{who:?} {act:?} in {project}: got {got}, Harbor says {want}"));
+                    wrong.push(format!(
+                        "{who:?} {act:?} in {project}: got {got}, Harbor says {want}"
+                    ));
                 }
             }
         }

@@ -1,4 +1,5 @@
 //! Attacks on registry tokens, each refused with 401 or 403 and an OCI
+#![allow(clippy::unwrap_used)]
 //! error body: tampered payloads, foreign keys, `alg: none`, HS256 keyed
 //! with the public key, expiry, not-before, the wrong audience, a token for
 //! one repository used on another, scope escalation, refresh tokens used
@@ -134,14 +135,30 @@ impl World {
 #[track_caller]
 fn assert_unauthorized(r: &Resp) {
     r.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
-    assert!(r.header("www-authenticate").starts_with("Bearer realm=\"http://localhost/service/token\""));
+    assert!(
+        r.header("www-authenticate")
+            .starts_with("Bearer realm=\"http://localhost/service/token\"")
+    );
 }
 
 #[tokio::test]
 async fn a_genuine_token_works_and_its_forgeries_do_not() {
     let w = world().await;
-    let good = w.keys.sign(&new_claims("berth-registry", "admin", pull_access("team/app"), TokenUse::Access, now(), 60)).unwrap();
-    assert_eq!(w.get_manifest("team/app", &good).await.status, StatusCode::OK);
+    let good = w
+        .keys
+        .sign(&new_claims(
+            "berth-registry",
+            "admin",
+            pull_access("team/app"),
+            TokenUse::Access,
+            now(),
+            60,
+        ))
+        .unwrap();
+    assert_eq!(
+        w.get_manifest("team/app", &good).await.status,
+        StatusCode::OK
+    );
 
     // Tampered payload: the access widened to another repository, the
     // signature kept.
@@ -160,7 +177,14 @@ async fn a_genuine_token_works_and_its_forgeries_do_not() {
     // Signed by a key the registry does not know, under its own kid and
     // under the registry's kid.
     let stranger = KeyRing::from_seeds(&["a stranger's seed, long enough to use"]).unwrap();
-    let claims = new_claims("berth-registry", "admin", pull_access("team/app"), TokenUse::Access, now(), 60);
+    let claims = new_claims(
+        "berth-registry",
+        "admin",
+        pull_access("team/app"),
+        TokenUse::Access,
+        now(),
+        60,
+    );
     let foreign = stranger.sign(&claims).unwrap();
     assert_unauthorized(&w.get_manifest("team/app", &foreign).await);
     let fparts: Vec<&str> = foreign.split('.').collect();
@@ -180,19 +204,45 @@ async fn a_genuine_token_works_and_its_forgeries_do_not() {
     for secret in [point.clone(), serde_json::to_vec(jwk).unwrap()] {
         let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
         h.kid = Some(jwk.kid.clone());
-        let hs = jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_secret(&secret).unwrap()).unwrap();
+        let hs = jsonwebtoken::encode(
+            &h,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(&secret).unwrap(),
+        )
+        .unwrap();
         assert_unauthorized(&w.get_manifest("team/app", &hs).await);
     }
 
     // Expired, and not yet valid.
-    let mut c = new_claims("berth-registry", "admin", pull_access("team/app"), TokenUse::Access, now() - 120, 60);
+    let mut c = new_claims(
+        "berth-registry",
+        "admin",
+        pull_access("team/app"),
+        TokenUse::Access,
+        now() - 120,
+        60,
+    );
     assert_unauthorized(&w.get_manifest("team/app", &w.keys.sign(&c).unwrap()).await);
-    c = new_claims("berth-registry", "admin", pull_access("team/app"), TokenUse::Access, now(), 600);
+    c = new_claims(
+        "berth-registry",
+        "admin",
+        pull_access("team/app"),
+        TokenUse::Access,
+        now(),
+        600,
+    );
     c.nbf = now() + 300;
     assert_unauthorized(&w.get_manifest("team/app", &w.keys.sign(&c).unwrap()).await);
 
     // Another service's token (audience).
-    let c = new_claims("another-registry", "admin", pull_access("team/app"), TokenUse::Access, now(), 60);
+    let c = new_claims(
+        "another-registry",
+        "admin",
+        pull_access("team/app"),
+        TokenUse::Access,
+        now(),
+        60,
+    );
     assert_unauthorized(&w.get_manifest("team/app", &w.keys.sign(&c).unwrap()).await);
 
     // Garbage.
@@ -205,33 +255,55 @@ async fn a_token_for_one_repository_is_refused_on_another() {
     let w = world().await;
     let t = w.token("admin", "repository:team/app:pull").await;
     let token = t["token"].as_str().unwrap();
-    assert_eq!(w.get_manifest("team/app", token).await.status, StatusCode::OK);
+    assert_eq!(
+        w.get_manifest("team/app", token).await.status,
+        StatusCode::OK
+    );
     let r = w.get_manifest("team/other", token).await;
     r.assert_error(StatusCode::FORBIDDEN, "DENIED");
-    assert!(r.header("www-authenticate").contains(r#"scope="repository:team/other:pull""#));
-    assert!(r.header("www-authenticate").contains(r#"error="insufficient_scope""#));
+    assert!(
+        r.header("www-authenticate")
+            .contains(r#"scope="repository:team/other:pull""#)
+    );
+    assert!(
+        r.header("www-authenticate")
+            .contains(r#"error="insufficient_scope""#)
+    );
 }
 
 #[tokio::test]
 async fn asking_for_more_than_the_role_allows_gets_less() {
     let w = world().await;
-    let t = w.token("guest", "repository:team/app:pull,push,delete").await;
+    let t = w
+        .token("guest", "repository:team/app:pull,push,delete")
+        .await;
     let token = t["token"].as_str().unwrap();
-    let payload: serde_json::Value = serde_json::from_slice(
-        &B64URL.decode(token.split('.').nth(1).unwrap()).unwrap(),
-    )
-    .unwrap();
+    let payload: serde_json::Value =
+        serde_json::from_slice(&B64URL.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
     assert_eq!(payload["access"][0]["actions"], serde_json::json!(["pull"]));
-    assert_eq!(w.get_manifest("team/app", token).await.status, StatusCode::OK);
+    assert_eq!(
+        w.get_manifest("team/app", token).await.status,
+        StatusCode::OK
+    );
     let auth = format!("Bearer {token}");
     let r = w
         .app
-        .send(Method::POST, "/v2/team/app/blobs/uploads/", &[("authorization", &auth)], Body::empty())
+        .send(
+            Method::POST,
+            "/v2/team/app/blobs/uploads/",
+            &[("authorization", &auth)],
+            Body::empty(),
+        )
         .await;
     r.assert_error(StatusCode::FORBIDDEN, "DENIED");
     let r = w
         .app
-        .send(Method::DELETE, "/v2/team/app/manifests/v1", &[("authorization", &auth)], Body::empty())
+        .send(
+            Method::DELETE,
+            "/v2/team/app/manifests/v1",
+            &[("authorization", &auth)],
+            Body::empty(),
+        )
         .await;
     r.assert_error(StatusCode::FORBIDDEN, "DENIED");
 }
@@ -258,7 +330,10 @@ async fn refresh_tokens_are_not_access_tokens_and_die_with_a_password_change() {
     let r = post(form.clone()).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let fresh = r.json()["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(w.get_manifest("team/app", &fresh).await.status, StatusCode::OK);
+    assert_eq!(
+        w.get_manifest("team/app", &fresh).await.status,
+        StatusCode::OK
+    );
     // The password changes: the refresh token is dead.
     let dir = &w.iam.directory;
     let before = dir.user("guest").await.unwrap().unwrap();
@@ -269,7 +344,10 @@ async fn refresh_tokens_are_not_access_tokens_and_die_with_a_password_change() {
     let r = post(form).await;
     r.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     // And the password grant needs the new password.
-    let r = post("grant_type=password&service=berth-registry&username=guest&password=Harbor12345".to_owned()).await;
+    let r = post(
+        "grant_type=password&service=berth-registry&username=guest&password=Harbor12345".to_owned(),
+    )
+    .await;
     r.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     let r = post("grant_type=password&service=berth-registry&username=guest&password=Changed12345&scope=repository%3Ateam%2Fapp%3Apull".to_owned()).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -281,13 +359,21 @@ async fn the_token_endpoint_refuses_bad_credentials_and_foreign_services() {
     let auth = basic("guest", "wrong");
     let r = w
         .app
-        .send(Method::GET, "/service/token?service=berth-registry", &[("authorization", &auth)], Body::empty())
+        .send(
+            Method::GET,
+            "/service/token?service=berth-registry",
+            &[("authorization", &auth)],
+            Body::empty(),
+        )
         .await;
     r.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     let r = w.app.get("/service/token?service=somebody-else").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Anonymous: a token, but nothing in a private project.
-    let r = w.app.get("/service/token?service=berth-registry&scope=repository:team/app:pull").await;
+    let r = w
+        .app
+        .get("/service/token?service=berth-registry&scope=repository:team/app:pull")
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let token = r.json()["token"].as_str().unwrap().to_owned();
     w.get_manifest("team/app", &token)
@@ -296,7 +382,12 @@ async fn the_token_endpoint_refuses_bad_credentials_and_foreign_services() {
     // No token at all: the challenge names the realm on the host used.
     let r = w
         .app
-        .send(Method::GET, "/v2/team/app/manifests/v1", &[("host", "registry.example:5000")], Body::empty())
+        .send(
+            Method::GET,
+            "/v2/team/app/manifests/v1",
+            &[("host", "registry.example:5000")],
+            Body::empty(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let www = r.header("www-authenticate");

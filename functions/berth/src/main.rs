@@ -1,5 +1,7 @@
 //! `berth`: the all-in-one local server and operator CLI.
 
+mod cli;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +34,8 @@ enum Command {
     /// Gateway: routes from infra/routes.json, requests as Lambda events,
     /// the 10 MB / 6 MB limits enforced as in AWS.
     Stack(ServeArgs),
+    #[command(flatten)]
+    Api(cli::ApiCommand),
 }
 
 #[derive(clap::Args)]
@@ -153,16 +157,46 @@ async fn app_state(cfg: &ServeConfig, uploads: &UploadArgs) -> Result<Arc<AppSta
                 .to_owned(),
         );
     }
+    let is_gateway = uploads.gateway;
     let uploads = UploadRouting::configure(
         uploads.upload_gateway_url.clone(),
         wiring::upload_key_from_env(aws.as_ref())?,
         uploads.gateway,
     )?;
+    // The upload gateway serves sessions vouched for by their signed
+    // `_state`; it needs no identity. Everything else does.
+    let iam = if is_gateway {
+        None
+    } else {
+        Some(identity(cfg, &registry, aws.as_ref()).await?)
+    };
     Ok(Arc::new(AppState {
         registry,
         public_url: cfg.public_url.clone(),
         uploads,
+        iam,
     }))
+}
+
+/// Users, projects, tokens: the keys from the data dir, the first-start
+/// bootstrap, and the admin password shown once if it was generated.
+async fn identity(
+    cfg: &ServeConfig,
+    registry: &Registry,
+    aws: Option<&wiring::Aws>,
+) -> Result<berth::iam::Iam, String> {
+    let keys = wiring::local_token_keys(&cfg.data_dir)?;
+    let iam = wiring::iam(registry.kv().clone(), Some(Arc::new(keys)));
+    let admin_password = wiring::admin_password_from_env(aws).await?;
+    if let Some(generated) = wiring::bootstrap_identity(&iam, admin_password.as_deref()).await? {
+        // Shown once, on the terminal only: never through the log.
+        eprintln!(
+            "\nberth: created the system administrator `admin` with the password\n\n    {generated}\n\n\
+             It is shown only this once. Change it with `berth user passwd admin`, or set\n\
+             BERTH_ADMIN_PASSWORD before the first start to choose it.\n"
+        );
+    }
+    Ok(iam)
 }
 
 /// Sweeps expired upload sessions every `interval` seconds (what the `gc`
@@ -264,11 +298,14 @@ async fn shutdown() {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let (Command::Serve(args) | Command::Stack(args)) = &cli.command;
+    let args = match &cli.command {
+        Command::Serve(args) | Command::Stack(args) => args,
+        Command::Api(command) => return cli::run(command).await,
+    };
     init_tracing(args.log_format);
     let run = match &cli.command {
-        Command::Serve(args) => serve(args).await,
         Command::Stack(args) => stack(args).await,
+        _ => serve(args).await,
     };
     if let Err(e) = run {
         tracing::error!("{e}");

@@ -77,7 +77,13 @@ fn need(route: &V2Route, method: &Method) -> Need {
 
 /// The realm: the token endpoint on the host the client used (or the
 /// configured public URL).
-fn challenge(state: &AppState, headers: &HeaderMap, iam: &Iam, scope: Option<&str>, error: Option<&str>) -> HeaderValue {
+fn challenge(
+    state: &AppState,
+    headers: &HeaderMap,
+    iam: &Iam,
+    scope: Option<&str>,
+    error: Option<&str>,
+) -> HeaderValue {
     let base = super::public_base(state.public_url.as_deref(), headers);
     let mut v = format!(
         "Bearer realm=\"{base}/service/token\",service=\"{}\"",
@@ -106,7 +112,11 @@ fn refuse(status: StatusCode, code: OciCode, message: String, www: HeaderValue) 
 
 /// The middleware: checks the token, narrows a mount the caller may not
 /// read from, records pushes, deletes and pulls in the audit log.
-pub async fn authorize(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+pub async fn authorize(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let Some(iam) = state.iam.as_ref() else {
         return next.run(req).await;
     };
@@ -129,11 +139,21 @@ pub async fn authorize(State(state): State<Arc<AppState>>, mut req: Request, nex
             www,
         );
     };
-    let claims = match iam.verifier.verify_access(token, crate::store::now_secs()).await {
+    let claims = match iam
+        .verifier
+        .verify_access(token, crate::store::now_secs())
+        .await
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(error = %e, "bearer token refused");
-            let www = challenge(&state, headers, iam, need.scope.as_deref(), Some("invalid_token"));
+            let www = challenge(
+                &state,
+                headers,
+                iam,
+                need.scope.as_deref(),
+                Some("invalid_token"),
+            );
             return refuse(
                 StatusCode::UNAUTHORIZED,
                 OciCode::Unauthorized,
@@ -142,10 +162,7 @@ pub async fn authorize(State(state): State<Arc<AppState>>, mut req: Request, nex
             );
         }
     };
-    if let Some((kind, name, action)) = need
-        .grants
-        .iter()
-        .find(|(k, n, a)| !claims.grants(k, n, a))
+    if let Some((kind, name, action)) = need.grants.iter().find(|(k, n, a)| !claims.grants(k, n, a))
     {
         let www = challenge(
             &state,

@@ -6,9 +6,12 @@
 //! reads it there to know the repository and action, without touching the
 //! handlers), then [`v2::dispatch`] calls the registry service.
 
+pub mod api;
+pub mod authz;
 pub mod error;
 pub mod route;
 pub mod server;
+pub mod token;
 mod v2;
 
 use std::sync::Arc;
@@ -33,6 +36,10 @@ pub struct AppState {
     /// Base of absolute URLs in `Location` headers; else built from `Host`.
     pub public_url: Option<String>,
     pub uploads: UploadRouting,
+    /// Identity: when set, every `/v2/` request needs a token granting
+    /// what it does ([`authz`]); `None` serves `/v2/` to anyone (router
+    /// tests of the registry itself).
+    pub iam: Option<crate::iam::Iam>,
 }
 
 impl AppState {
@@ -41,8 +48,41 @@ impl AppState {
             registry,
             public_url: None,
             uploads: UploadRouting::default(),
+            iam: None,
         }
     }
+}
+
+/// The scheme and host clients reach this service at: the configured
+/// public URL, else the request's `Host` (and `X-Forwarded-Proto`), so a
+/// client that used a host name is answered with that name.
+pub fn public_base(public_url: Option<&str>, headers: &axum::http::HeaderMap) -> String {
+    if let Some(u) = public_url {
+        return u.to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http");
+    format!("{proto}://{host}")
+}
+
+/// The client's address: the connection's peer (the local server), else
+/// the first `X-Forwarded-For` entry (API Gateway sets it), else empty.
+pub fn client_ip(req: &Request) -> String {
+    if let Some(server::PeerAddr(a)) = req.extensions().get::<server::PeerAddr>() {
+        return a.ip().to_string();
+    }
+    req.headers()
+        .get("x-forwarded-for")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// Where upload sessions continue, and how they are vouched for.
@@ -92,6 +132,10 @@ pub fn v2_router(state: Arc<AppState>) -> Router {
         .route("/v2", any(v2::dispatch))
         .route("/v2/", any(v2::dispatch))
         .route("/v2/{*path}", any(v2::dispatch))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            authz::authorize,
+        ))
         .layer(middleware::from_fn(parse_route))
         .layer(middleware::map_response(api_version_header))
         .with_state(state)
@@ -99,7 +143,21 @@ pub fn v2_router(state: Arc<AppState>) -> Router {
 
 /// The whole local application: every router, with request logging.
 pub fn app(state: Arc<AppState>) -> Router {
-    v2_router(state)
+    let mut router = v2_router(state.clone());
+    if let Some(iam) = &state.iam {
+        if let Some(keys) = &iam.keys {
+            let token = token::TokenState {
+                iam: iam.clone(),
+                keys: keys.clone(),
+            };
+            router = router.merge(token::token_router(Arc::new(token)));
+        }
+        router = router.merge(api::api_router(
+            Arc::new(iam.clone()),
+            state.public_url.clone(),
+        ));
+    }
+    router
         .fallback(not_found)
         .layer(middleware::from_fn(log_request))
 }

@@ -113,7 +113,11 @@ impl TokenState {
         match who {
             Some(p) => Ok(p),
             None => {
-                let kind = if user.starts_with(ROBOT_PREFIX) { "robot" } else { "user" };
+                let kind = if user.starts_with(ROBOT_PREFIX) {
+                    "robot"
+                } else {
+                    "user"
+                };
                 let e = AuditEntry::new(user, user, kind, "login_failed", ip, None);
                 self.iam.audit.record_quietly(e).await;
                 Err(unauthorized("invalid username or password"))
@@ -184,7 +188,10 @@ impl TokenState {
                 .filter(|r| !r.disable && !r.expired(now))
                 .map(Principal::Robot)
         } else {
-            dir.user(&claims.sub).await.map_err(internal)?.map(Principal::User)
+            dir.user(&claims.sub)
+                .await
+                .map_err(internal)?
+                .map(Principal::User)
         };
         match who {
             Some(p) if Some(p.cred()) == claims.cred => Ok(p),
@@ -220,13 +227,21 @@ async fn get_token(State(state): State<Arc<TokenState>>, req: Request) -> Respon
     drop(req);
     let result = async {
         state.check_service(get("service"))?;
-        let scopes = scopes_of(q.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()));
+        let scopes = scopes_of(
+            q.iter()
+                .filter(|(k, _)| k == "scope")
+                .map(|(_, v)| v.as_str()),
+        );
         let offline = get("offline_token") == Some("true");
         let who = match credentials {
             Some((u, p)) => {
                 let who = state.login(&u, &p, &ip).await?;
                 if offline {
-                    let kind = if matches!(who, Principal::Robot(_)) { "robot" } else { "user" };
+                    let kind = if matches!(who, Principal::Robot(_)) {
+                        "robot"
+                    } else {
+                        "user"
+                    };
                     let e = AuditEntry::new(who.name(), who.name(), kind, "login", &ip, None);
                     state.iam.audit.record_quietly(e).await;
                 }
@@ -260,10 +275,16 @@ async fn post_token(State(state): State<Arc<TokenState>>, req: Request) -> Respo
         let who = match get("grant_type") {
             Some("password") => {
                 let (Some(u), Some(p)) = (get("username"), get("password")) else {
-                    return Err(bad_request("grant_type=password needs username and password"));
+                    return Err(bad_request(
+                        "grant_type=password needs username and password",
+                    ));
                 };
                 let who = state.login(u, p, &ip).await?;
-                let kind = if matches!(who, Principal::Robot(_)) { "robot" } else { "user" };
+                let kind = if matches!(who, Principal::Robot(_)) {
+                    "robot"
+                } else {
+                    "user"
+                };
                 let e = AuditEntry::new(who.name(), who.name(), kind, "login", &ip, None);
                 state.iam.audit.record_quietly(e).await;
                 who

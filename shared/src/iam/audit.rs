@@ -55,8 +55,8 @@ impl AuditEntry {
             .unwrap_or_default();
         let ms = i64::try_from(now.as_millis()).unwrap_or(i64::MAX);
         // Unique enough to order and page by: milliseconds, then 6 random digits.
-        let id = ms.saturating_mul(1_000_000) / 1000 * 1000
-            + i64::from(rand::random::<u16>() % 1000);
+        let id =
+            ms.saturating_mul(1_000_000) / 1000 * 1000 + i64::from(rand::random::<u16>() % 1000);
         AuditEntry {
             id,
             username: username.to_owned(),
@@ -92,12 +92,7 @@ pub fn rfc3339(secs: i64) -> String {
 pub fn day_of(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day()
-    )
+    format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
 }
 
 pub fn day_pk(day: &str) -> String {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::password;
-use super::rbac::{Role, RobotPermission};
+use super::rbac::{RobotPermission, Role};
 use crate::store::{Attr, Cond, Item, Kv, KvError, Query, WriteOp};
 
 pub const ADMIN_USER: &str = "admin";
@@ -363,9 +363,7 @@ impl Directory {
                     .with("name", Attr::S(user.username.clone())),
                 cond: Cond::NotExists,
             },
-            WriteOp::put(
-                Item::new(keys::USERS, &user.username).with("id", Attr::N(user.id)),
-            ),
+            WriteOp::put(Item::new(keys::USERS, &user.username).with("id", Attr::N(user.id))),
         ];
         self.kv.transact(ops).await.map_err(|e| match e {
             KvError::ConditionFailed { .. } => {
@@ -405,7 +403,12 @@ impl Directory {
 
     /// Checks credentials of a user or a robot (`robot$…`): disabled and
     /// expired robots are refused.
-    pub async fn authenticate(&self, name: &str, secret: &str, now: i64) -> Result<Option<Principal>> {
+    pub async fn authenticate(
+        &self,
+        name: &str,
+        secret: &str,
+        now: i64,
+    ) -> Result<Option<Principal>> {
         if name.starts_with(ROBOT_PREFIX) {
             let Some(r) = self.robot(name).await? else {
                 return Ok(None);
@@ -413,7 +416,10 @@ impl Directory {
             let ok = password::secret_matches(secret, &r.secret_digest);
             return Ok((ok && !r.disable && !r.expired(now)).then_some(Principal::Robot(r)));
         }
-        Ok(self.authenticate_user(name, secret).await?.map(Principal::User))
+        Ok(self
+            .authenticate_user(name, secret)
+            .await?
+            .map(Principal::User))
     }
 
     // ---- projects -------------------------------------------------------
@@ -660,7 +666,11 @@ impl Directory {
     /// Creates the `admin` user and the public `library` project if they
     /// do not exist (DESIGN §7). Returns the admin password when this call
     /// generated it (to be shown once); an existing admin is left alone.
-    pub async fn bootstrap(&self, admin_password: Option<&str>, now: i64) -> Result<Option<String>> {
+    pub async fn bootstrap(
+        &self,
+        admin_password: Option<&str>,
+        now: i64,
+    ) -> Result<Option<String>> {
         let mut generated = None;
         let admin = match self.user(ADMIN_USER).await? {
             Some(u) => u,
@@ -771,7 +781,10 @@ impl Directory {
         }
     }
 
-    async fn docs<T: for<'de> Deserialize<'de>>(&self, keys: Vec<(String, String)>) -> Result<Vec<T>> {
+    async fn docs<T: for<'de> Deserialize<'de>>(
+        &self,
+        keys: Vec<(String, String)>,
+    ) -> Result<Vec<T>> {
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_GET) {
             for item in self.kv.batch_get(chunk).await?.into_iter().flatten() {
@@ -875,7 +888,9 @@ impl Directory {
 
     /// Removes a membership (both of its items).
     pub async fn delete_member(&self, m: &Member) -> Result<()> {
-        self.kv.transact(member_delete_ops(&m.project, &m.entity_name)).await?;
+        self.kv
+            .transact(member_delete_ops(&m.project, &m.entity_name))
+            .await?;
         Ok(())
     }
 

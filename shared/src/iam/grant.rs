@@ -58,7 +58,11 @@ pub fn allows(who: &Principal, pa: &ProjectAccess, resource: Resource, action: A
 }
 
 /// Grants what may be granted of the requested scopes.
-pub async fn grant(dir: &Directory, who: &Principal, scopes: &[Scope]) -> Result<Vec<ResourceActions>> {
+pub async fn grant(
+    dir: &Directory,
+    who: &Principal,
+    scopes: &[Scope],
+) -> Result<Vec<ResourceActions>> {
     let mut projects: HashMap<String, ProjectAccess> = HashMap::new();
     let mut out: Vec<ResourceActions> = Vec::new();
     for scope in scopes {
@@ -68,7 +72,12 @@ pub async fn grant(dir: &Directory, who: &Principal, scopes: &[Scope]) -> Result
                 // repository, and listing per caller would mean reading
                 // every project's membership on each call.
                 if who.is_admin() {
-                    scope.actions.iter().filter(|a| *a == "*").cloned().collect()
+                    scope
+                        .actions
+                        .iter()
+                        .filter(|a| *a == "*")
+                        .cloned()
+                        .collect()
                 } else {
                     Vec::new()
                 }

@@ -31,6 +31,10 @@ pub const ISSUER: &str = "berth-token-service";
 pub const ACCESS_TOKEN_TTL_SECS: i64 = 1800;
 /// Refresh tokens (OAuth2 `offline_token`) live this long.
 pub const REFRESH_TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
+/// How often a verifier re-reads the published public keys.
+const RELOAD_EVERY_SECS: i64 = 300;
+/// The least time between two re-reads for an unknown key id.
+const RELOAD_UNKNOWN_AFTER_SECS: i64 = 10;
 /// Verified tokens kept in the cache at most.
 const CACHE_MAX: usize = 16_384;
 
@@ -125,9 +129,7 @@ impl Claims {
     /// Whether the token grants `action` on `kind:name`.
     pub fn grants(&self, kind: &str, name: &str, action: &str) -> bool {
         self.access.iter().any(|a| {
-            a.kind == kind
-                && a.name == name
-                && a.actions.iter().any(|x| x == action || x == "*")
+            a.kind == kind && a.name == name && a.actions.iter().any(|x| x == action || x == "*")
         })
     }
 }
@@ -283,6 +285,8 @@ struct CacheEntry {
 /// Verifies tokens with public keys only, and caches what it verified.
 pub struct Verifier {
     service: String,
+    /// The keys given at construction (a process's own key ring): always kept.
+    own: Vec<Jwk>,
     keys: RwLock<HashMap<String, DecodingKey>>,
     source: Option<Arc<dyn PublicKeySource>>,
     /// When the source was last read (epoch seconds): at most every 10 s.
@@ -302,12 +306,13 @@ impl Verifier {
     pub fn new(service: &str, jwks: &[Jwk], source: Option<Arc<dyn PublicKeySource>>) -> Self {
         let v = Self {
             service: service.to_owned(),
+            own: jwks.to_vec(),
             keys: RwLock::new(HashMap::new()),
             source,
             last_reload: Mutex::new(i64::MIN),
             cache: Mutex::new(HashMap::new()),
         };
-        v.install(jwks);
+        v.install(&[]);
         v
     }
 
@@ -315,9 +320,12 @@ impl Verifier {
         &self.service
     }
 
-    fn install(&self, jwks: &[Jwk]) {
+    /// Replaces the published keys with `published` (plus the process's
+    /// own): a key dropped from the token service's set stops verifying.
+    fn install(&self, published: &[Jwk]) {
         let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
-        for k in jwks {
+        keys.clear();
+        for k in self.own.iter().chain(published) {
             if k.kty == "EC"
                 && k.crv == "P-256"
                 && let Ok(d) = DecodingKey::from_ec_components(&k.x, &k.y)
@@ -385,24 +393,29 @@ impl Verifier {
             ));
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        // The published set is re-read when a token names a key not seen
+        // yet (a rotation; at most every 10 s) and every 5 minutes (so a
+        // dropped key stops verifying).
+        self.reload(now, RELOAD_EVERY_SECS).await;
         let key = match self.key(&kid) {
             Some(k) => k,
             None => {
-                self.reload(now).await;
+                self.reload(now, RELOAD_UNKNOWN_AFTER_SECS).await;
                 self.key(&kid).ok_or(TokenError::UnknownKey)?
             }
         };
         let mut v = Validation::new(Algorithm::ES256);
         v.set_audience(&[&self.service]);
         v.set_issuer(&[ISSUER]);
-        v.validate_nbf = true;
+        // Times are checked below against the caller's clock (one clock
+        // for the cache and the check; tests drive it).
+        v.validate_exp = false;
+        v.validate_nbf = false;
         v.leeway = 0;
         v.set_required_spec_claims(&["exp", "nbf", "aud", "iss"]);
         let data = jsonwebtoken::decode::<Claims>(token, &key, &v)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         let c = data.claims;
-        // jsonwebtoken checks against the system clock; check against the
-        // caller's clock too (tests drive time).
         if c.exp <= now || c.nbf > now {
             return Err(TokenError::Invalid(
                 "token is expired or not yet valid".to_owned(),
@@ -411,11 +424,11 @@ impl Verifier {
         Ok(c)
     }
 
-    async fn reload(&self, now: i64) {
+    async fn reload(&self, now: i64, min_age: i64) {
         let Some(source) = &self.source else { return };
         {
             let mut last = self.last_reload.lock().unwrap_or_else(|p| p.into_inner());
-            if now.saturating_sub(*last) < 10 {
+            if now.saturating_sub(*last) < min_age {
                 return;
             }
             *last = now;
@@ -527,7 +540,10 @@ mod tests {
         assert_eq!(s.name, "library/app");
         assert_eq!(s.actions, ["pull", "push"]);
         let s = Scope::parse("repository(plugin):host:5000/a/b:pull").expect("scope");
-        assert_eq!((s.kind.as_str(), s.name.as_str()), ("repository", "host:5000/a/b"));
+        assert_eq!(
+            (s.kind.as_str(), s.name.as_str()),
+            ("repository", "host:5000/a/b")
+        );
         assert!(Scope::parse("registry:catalog:*").is_some());
         assert!(Scope::parse("nonsense").is_none());
         assert!(Scope::parse("repository::pull").is_none());
@@ -537,7 +553,10 @@ mod tests {
     fn secret_text_forms() {
         assert!(KeyRing::from_secret_text(SEED).is_ok());
         let json = format!(r#"{{"seeds":["{SEED}","another seed that is long enough!!"]}}"#);
-        assert_eq!(KeyRing::from_secret_text(&json).expect("json").jwks().len(), 2);
+        assert_eq!(
+            KeyRing::from_secret_text(&json).expect("json").jwks().len(),
+            2
+        );
         assert!(KeyRing::from_secret_text("{broken").is_err());
     }
 }
