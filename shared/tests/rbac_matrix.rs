@@ -234,10 +234,7 @@ async fn world() -> World {
             .await;
         for who in EVERYONE {
             open.push_image(
-                &format!(
-                    "{project}/del-{}",
-                    who.name().replace(['$', '+'], "-")
-                ),
+                &format!("{project}/del-{}", who.name().replace(['$', '+'], "-")),
                 "v1",
                 &format!("{project}-{}", who.name()),
             )
