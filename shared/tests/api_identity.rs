@@ -1515,3 +1515,59 @@ async fn audit_log_queries_and_paging() {
         .await
         .err(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
 }
+
+#[tokio::test]
+async fn configurations_switch_self_registration_and_project_creation() {
+    let api = Api::new().await;
+    api.user("carol").await;
+    let carol = Who::Basic("carol", PW);
+    api.get("/api/v2.0/configurations", carol)
+        .await
+        .err(StatusCode::FORBIDDEN, "FORBIDDEN");
+    api.get("/api/v2.0/configurations", Who::Anon)
+        .await
+        .err(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    let c = api.get("/api/v2.0/configurations", ADMIN).await;
+    c.ok(StatusCode::OK);
+    assert_eq!(c.json()["self_registration"]["value"], false);
+    assert_eq!(
+        c.json()["project_creation_restriction"]["value"],
+        "everyone"
+    );
+    // Anyone may create a project until the admin says otherwise.
+    api.project("carols", false, carol).await;
+    let put = |v: Value| api.call(Method::PUT, "/api/v2.0/configurations", ADMIN, Some(v));
+    put(json!({"project_creation_restriction": "adminonly"}))
+        .await
+        .ok(StatusCode::OK);
+    let body = json!({"project_name": "carols2"});
+    api.call(Method::POST, "/api/v2.0/projects", carol, Some(body))
+        .await
+        .err(StatusCode::FORBIDDEN, "FORBIDDEN");
+    put(json!({"project_creation_restriction": "nobody"}))
+        .await
+        .err(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    // Self-registration, off by default, switched on.
+    let eve =
+        json!({"username": "eve", "password": PW, "email": "eve@example.com", "realname": "eve"});
+    api.call(
+        Method::POST,
+        "/api/v2.0/users",
+        Who::Anon,
+        Some(eve.clone()),
+    )
+    .await
+    .err(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    put(json!({"self_registration": true}))
+        .await
+        .ok(StatusCode::OK);
+    api.call(Method::POST, "/api/v2.0/users", Who::Anon, Some(eve))
+        .await
+        .ok(StatusCode::CREATED);
+    let c = api.get("/api/v2.0/configurations", ADMIN).await;
+    assert_eq!(c.json()["self_registration"]["value"], true);
+    assert_eq!(
+        c.json()["project_creation_restriction"]["value"],
+        "adminonly"
+    );
+}

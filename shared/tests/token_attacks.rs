@@ -394,3 +394,57 @@ async fn the_token_endpoint_refuses_bad_credentials_and_foreign_services() {
     assert!(www.contains(r#"service="berth-registry""#), "{www}");
     assert!(www.contains(r#"scope="repository:team/app:pull""#), "{www}");
 }
+
+#[tokio::test]
+async fn an_upload_session_started_in_one_repository_cannot_finish_in_another() {
+    let w = world().await;
+    let push = |repo: &str| {
+        let claims = new_claims(
+            "berth-registry",
+            "admin",
+            pull_access(repo),
+            TokenUse::Access,
+            now(),
+            600,
+        );
+        format!("Bearer {}", w.keys.sign(&claims).unwrap())
+    };
+    let app_token = push("team/app");
+    let r = w
+        .app
+        .send(
+            Method::POST,
+            "/v2/team/app/blobs/uploads/",
+            &[("authorization", &app_token)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let id = r.header("docker-upload-uuid").to_owned();
+    // With push rights on `team/other`, the session id from `team/app`
+    // leads nowhere there.
+    let other_token = push("team/other");
+    let data = b"smuggled".to_vec();
+    let d = common::digest(&data);
+    let r = w
+        .app
+        .send(
+            Method::PUT,
+            &format!("/v2/team/other/blobs/uploads/{id}?digest={d}"),
+            &[("authorization", &other_token)],
+            data.clone(),
+        )
+        .await;
+    r.assert_error(StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN");
+    // And the token for `team/other` cannot touch the session's own path.
+    let r = w
+        .app
+        .send(
+            Method::PUT,
+            &format!("/v2/team/app/blobs/uploads/{id}?digest={d}"),
+            &[("authorization", &other_token)],
+            data,
+        )
+        .await;
+    r.assert_error(StatusCode::FORBIDDEN, "DENIED");
+}

@@ -242,6 +242,10 @@ async fn serve(args: &ServeArgs) -> Result<(), String> {
     if !args.uploads.gateway {
         spawn_sweeper(state.registry.clone(), args.sweep_interval);
     }
+    let audit = state.iam.as_ref().map(|iam| iam.audit.clone());
+    if let Some(audit) = &audit {
+        spawn_audit_flusher(audit.clone());
+    }
     let (listener, addr) = bind(&cfg).await?;
     match cfg.backend {
         Backend::Local => {
@@ -249,9 +253,26 @@ async fn serve(args: &ServeArgs) -> Result<(), String> {
         }
         Backend::Aws => tracing::info!(%addr, "berth is serving (aws backend)"),
     }
-    berth::http::serve(listener, app(state), limits, shutdown())
+    let served = berth::http::serve(listener, app(state), limits, shutdown())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    if let Some(audit) = audit {
+        audit.flush().await;
+    }
+    served
+}
+
+/// Writes buffered pull records every 10 s (they are also written when 50
+/// have gathered).
+fn spawn_audit_flusher(audit: berth::iam::AuditLog) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            audit.flush().await;
+        }
+    });
 }
 
 /// `berth stack`: the functions as Lambda runs them, on one port.

@@ -5,7 +5,7 @@
 //! | `AUDIT#<yyyy-mm-dd>` | `<inverted id>` | one entry (newest first within a day) |
 //! | `PAUDIT#<project>#<yyyy-mm-dd>` | `<inverted id>` | the same entry, in its project's log |
 //!
-//! Entries expire by TTL (the `audit_log_retention_days` setting). Changes
+//! Entries expire by TTL (`BERTH_AUDIT_RETENTION_DAYS`, default 90). Changes
 //! (push, delete, members, robots, projects, users, logins) are written as
 //! they happen. Pulls are buffered and written in batches — one
 //! transaction per up to 50 pulls, or every 10 s, never on the request's
@@ -182,6 +182,14 @@ impl AuditLog {
     /// Takes whatever is buffered (periodic flush, shutdown).
     pub fn take_pending(&self) -> Vec<AuditEntry> {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|x| x.into_inner()))
+    }
+
+    /// Writes whatever is buffered (a periodic flush, and at shutdown).
+    pub async fn flush(&self) {
+        let batch = self.take_pending();
+        if !batch.is_empty() {
+            self.write_batch(batch).await;
+        }
     }
 
     /// Writes a batch of entries (in transactions of at most 100 items).

@@ -172,17 +172,10 @@ pub struct Settings {
     /// `everyone` or `adminonly` (`project_creation_restriction`).
     #[serde(default = "default_creation")]
     pub project_creation_restriction: String,
-    /// Days audit entries are kept.
-    #[serde(default = "default_audit_days")]
-    pub audit_log_retention_days: i64,
 }
 
 fn default_creation() -> String {
     "everyone".to_owned()
-}
-
-fn default_audit_days() -> i64 {
-    90
 }
 
 impl Default for Settings {
@@ -190,7 +183,6 @@ impl Default for Settings {
         Settings {
             self_registration: false,
             project_creation_restriction: default_creation(),
-            audit_log_retention_days: default_audit_days(),
         }
     }
 }

@@ -45,8 +45,13 @@ impl Iam {
         let jwks = keys.as_ref().map(|k| k.jwks()).unwrap_or_default();
         let source: Arc<dyn token::PublicKeySource> = Arc::new(DirectoryKeys(directory.clone()));
         let record_pulls = std::env::var("BERTH_AUDIT_PULLS").map_or(true, |v| v != "false");
+        let retention_days = std::env::var("BERTH_AUDIT_RETENTION_DAYS")
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|d| (1..=3650).contains(d))
+            .unwrap_or(90);
         Self {
-            audit: AuditLog::new(kv, 90, record_pulls),
+            audit: AuditLog::new(kv, retention_days, record_pulls),
             verifier: Arc::new(Verifier::new(service, &jwks, Some(source))),
             directory,
             keys,

@@ -10,6 +10,7 @@
 //! Harbor's shape through [`ApiError`].
 
 mod audit_logs;
+mod configurations;
 mod error;
 mod members;
 mod projects;
@@ -51,8 +52,12 @@ pub const CSRF_HEADER: &str = "x-harbor-csrf-token";
 /// The management API router: `/api/v2.0/…`, `/c/login`, `/c/log_out`.
 pub fn api_router(iam: Arc<Iam>, public_url: Option<String>) -> Router {
     let ctx: Shared = Arc::new(Ctx { iam, public_url });
-    let routes: [(&str, MethodRouter<Shared>); 16] = [
+    let routes: [(&str, MethodRouter<Shared>); 17] = [
         ("/api/v2.0/ping", get(ping)),
+        (
+            "/api/v2.0/configurations",
+            get(configurations::get).put(configurations::put),
+        ),
         ("/api/v2.0/systeminfo", get(systeminfo)),
         ("/api/v2.0/users", post(users::create).get(users::list)),
         ("/api/v2.0/users/current", get(users::current)),
