@@ -448,3 +448,78 @@ async fn an_upload_session_started_in_one_repository_cannot_finish_in_another() 
         .await;
     r.assert_error(StatusCode::FORBIDDEN, "DENIED");
 }
+
+#[tokio::test]
+async fn a_push_into_a_missing_project_says_so_to_signed_in_callers_only() {
+    let w = world().await;
+    let t = w.token("guest", "repository:nosuch/app:pull,push").await;
+    let auth = format!("Bearer {}", t["token"].as_str().unwrap());
+    let r = w
+        .app
+        .send(
+            Method::POST,
+            "/v2/nosuch/app/blobs/uploads/",
+            &[("authorization", &auth)],
+            Body::empty(),
+        )
+        .await;
+    r.assert_error(StatusCode::NOT_FOUND, "NAME_UNKNOWN");
+    assert!(
+        r.text().contains("project \\\"nosuch\\\" not found"),
+        "{}",
+        r.text()
+    );
+    // Anonymous callers learn nothing about which projects exist.
+    let r = w
+        .app
+        .get("/service/token?service=berth-registry&scope=repository:nosuch/app:pull,push")
+        .await;
+    let auth = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    let r = w
+        .app
+        .send(
+            Method::POST,
+            "/v2/nosuch/app/blobs/uploads/",
+            &[("authorization", &auth)],
+            Body::empty(),
+        )
+        .await;
+    r.assert_error(StatusCode::FORBIDDEN, "DENIED");
+}
+
+#[tokio::test]
+async fn an_expired_robot_gets_no_token() {
+    let w = world().await;
+    let (robot, secret) = w
+        .iam
+        .directory
+        .create_robot(berth::iam::Robot {
+            id: 0,
+            name: "robot$team+old".to_owned(),
+            level: "project".to_owned(),
+            project: Some("team".to_owned()),
+            project_id: 2,
+            description: String::new(),
+            secret_digest: String::new(),
+            disable: false,
+            duration: 1,
+            expires_at: now() - 1,
+            permissions: Vec::new(),
+            cred: 1,
+            created: 0,
+            updated: 0,
+        })
+        .await
+        .unwrap();
+    let auth = basic(&robot.name, &secret);
+    let r = w
+        .app
+        .send(
+            Method::GET,
+            "/service/token?service=berth-registry&scope=repository:team/app:pull",
+            &[("authorization", &auth)],
+            Body::empty(),
+        )
+        .await;
+    r.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+}

@@ -12,6 +12,10 @@ stdout. Registries are reached over plain HTTP (127.0.0.1 only).
   push-oras      oras' own high-level push() of files with a typed config,
                  optionally with a `subject` (a referrer).
   pull           oras' pull() into a directory.
+
+Credentials, if any, come from the environment: ORAS_E2E_USERNAME and
+ORAS_E2E_PASSWORD (a user, or a robot's name and secret); the client then
+answers the registry's Bearer challenges with a token fetched with them.
 """
 
 import argparse
@@ -22,6 +26,7 @@ import sys
 import tempfile
 
 import oras.client
+import oras.decorator
 import oras.defaults
 import oras.oci
 import oras.version
@@ -30,8 +35,23 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 
 
+if os.environ.get("ORAS_E2E_FAST_RETRY") == "1":
+    # oras' retry decorator backs off 3, 5, 11, 29, 83 s: a refusal the
+    # test expects should not take two minutes to arrive.
+    import time as _time
+    import types as _types
+
+    oras.decorator.time = _types.SimpleNamespace(sleep=lambda s: _time.sleep(min(s, 0.2)))
+
+
 def client(registry):
-    return oras.client.OrasClient(hostname=registry, insecure=True, tls_verify=False)
+    c = oras.client.OrasClient(hostname=registry, insecure=True, tls_verify=False)
+    username = os.environ.get("ORAS_E2E_USERNAME")
+    if username:
+        # What OrasClient.login() does first, without writing a docker
+        # config file or asking a docker daemon.
+        c.auth.set_basic_auth(username, os.environ.get("ORAS_E2E_PASSWORD", ""))
+    return c
 
 
 def fail(message, response=None):

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::Cmd;
+use crate::{Cmd, Registry};
 
 pub struct ContainersEnv {
     dir: TempDir,
@@ -115,6 +115,31 @@ impl ContainersEnv {
             .arg(self.path("networks"))
             .arg("--volumepath")
             .arg(self.path("volumes"))
+    }
+
+    /// Logs skopeo and podman (they share this environment's auth file) in
+    /// to `reg` as its admin: `skopeo login`. Nothing where the registry
+    /// needs no login (Distribution).
+    pub fn login(&self, reg: &Registry) {
+        if reg.requires_auth() {
+            self.login_as(&reg.host(), reg.admin_user(), reg.admin_password())
+                .ok();
+        }
+    }
+
+    /// `skopeo login --tls-verify=false -u <user> -p <password> <host>`
+    /// (writes this environment's auth file), not yet run.
+    pub fn login_as(&self, host: &str, user: &str, password: &str) -> Cmd {
+        self.skopeo()
+            .args([
+                "login",
+                "--tls-verify=false",
+                "--username",
+                user,
+                "--password",
+                password,
+            ])
+            .arg(host)
     }
 
     /// Path of this environment's signature policy (for podman's

@@ -116,6 +116,22 @@ impl Dockerd {
             .timeout(Duration::from_secs(240))
     }
 
+    /// `docker login` to `reg` as its admin; nothing where the registry
+    /// needs no login (Distribution).
+    pub fn login(&self, reg: &crate::Registry) {
+        if reg.requires_auth() {
+            self.login_as(&reg.host(), reg.admin_user(), reg.admin_password())
+                .ok();
+        }
+    }
+
+    /// `docker login -u <user> -p <password> <host>`, not yet run.
+    pub fn login_as(&self, host: &str, user: &str, password: &str) -> Cmd {
+        self.docker()
+            .args(["login", "--username", user, "--password", password])
+            .arg(host)
+    }
+
     /// `docker image inspect <image>`: the image's JSON object.
     pub fn inspect(&self, image: &str) -> serde_json::Value {
         let out = self.docker().args(["image", "inspect", image]).ok();

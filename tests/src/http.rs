@@ -1,9 +1,14 @@
 //! Raw HTTP requests through `curl`, for checks no container client makes.
+//!
+//! Requests authenticate by themselves with the Docker token flow
+//! ([`crate::auth`]): as the registry's admin by default, or as set with
+//! [`Request::auth`].
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::Cmd;
+pub use crate::auth::{Auth, Challenge, Credentials};
 
 /// An HTTP request to be sent with `curl`.
 pub struct Request {
@@ -12,6 +17,7 @@ pub struct Request {
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
     follow_redirects: bool,
+    auth: Auth,
 }
 
 pub fn get(url: &str) -> Request {
@@ -46,7 +52,28 @@ impl Request {
             headers: Vec::new(),
             body: None,
             follow_redirects: false,
+            auth: Auth::Default,
         }
+    }
+
+    /// Whom the request authenticates as (default: the credentials
+    /// registered for its host, see [`crate::auth`]).
+    #[must_use]
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// As `user` with `password`, through the token flow.
+    #[must_use]
+    pub fn basic(self, user: &str, password: &str) -> Self {
+        self.auth(Auth::basic(user, password))
+    }
+
+    /// Without any credentials or token: what an anonymous client sees first.
+    #[must_use]
+    pub fn raw(self) -> Self {
+        self.auth(Auth::Raw)
     }
 
     #[must_use]
@@ -90,8 +117,22 @@ impl Request {
     }
 
     /// The response, and curl's failure if it exited non-zero; `Err` if
-    /// curl printed no status code.
+    /// curl printed no status code. With a token flow: first with the
+    /// cached token (if any), and once more with a fresh one after a Bearer
+    /// challenge.
     fn exchange(self) -> Result<(Response, Option<String>), String> {
+        let Some(who) = crate::auth::resolve(&self.auth, &self.url) else {
+            return self.exchange_once(None);
+        };
+        let cached = crate::auth::cached(&self.url, who.as_ref());
+        let first = self.exchange_once(cached.as_deref())?;
+        match crate::auth::renew(&self.url, who.as_ref(), &first.0) {
+            Some(token) => self.exchange_once(Some(&token)),
+            None => Ok(first),
+        }
+    }
+
+    fn exchange_once(&self, bearer: Option<&str>) -> Result<(Response, Option<String>), String> {
         let dir = crate::tempdir("berth-e2e-curl.");
         let head_file = dir.path().join("headers");
         let body_file = dir.path().join("body");
@@ -117,6 +158,9 @@ impl Request {
             .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
         for (name, value) in &self.headers {
             cmd = cmd.arg("-H").arg(format!("{name}: {value}"));
+        }
+        if let Some(token) = bearer {
+            cmd = cmd.arg("-H").arg(format!("Authorization: Bearer {token}"));
         }
         if let Some(body) = &self.body {
             let upload = dir.path().join("upload");

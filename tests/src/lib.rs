@@ -11,6 +11,7 @@
 //! Everything a test starts is bounded in time and is stopped by a `Drop`
 //! guard, so a failing test leaves nothing running.
 
+pub mod auth;
 pub mod aws;
 pub mod cmd;
 pub mod containers;

@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::auth::Credentials;
 use crate::aws::{self, AwsEnv};
+use crate::http::{self, Response};
 use crate::process::{self, Process};
 
 pub use crate::process::free_port;
@@ -19,6 +22,13 @@ pub use crate::process::free_port;
 /// How long a registry process may take to answer `GET /v2/` after it was
 /// started.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The system admin's user name on Berth's targets.
+pub const ADMIN_USER: &str = "admin";
+
+/// The admin password every Berth process of the tests is started with
+/// (`BERTH_ADMIN_PASSWORD`).
+pub const ADMIN_PASSWORD: &str = "Harbor12345";
 
 /// How many times a start is retried (another process may grab a port
 /// between picking it and binding it).
@@ -150,7 +160,7 @@ impl Registry {
                         started.port,
                         t.elapsed()
                     );
-                    return Self {
+                    let reg = Self {
                         target,
                         port: started.port,
                         gateway_port: started.gateway_port,
@@ -159,6 +169,8 @@ impl Registry {
                         dir,
                         restarts: 0,
                     };
+                    reg.register_credentials();
+                    return reg;
                 }
                 Err(e) => {
                     for p in processes.iter_mut().rev() {
@@ -287,7 +299,9 @@ impl Registry {
                 Ok(()) => {
                     self.processes.retain(|p| p.name() != names::REGISTRY);
                     self.processes.append(&mut group);
+                    self.forget_credentials();
                     self.port = port;
+                    self.register_credentials();
                     return Ok(());
                 }
                 Err(e) => {
@@ -305,10 +319,227 @@ impl Registry {
     fn process(&self, name: &str) -> Option<&Process> {
         self.processes.iter().find(|p| p.name() == name)
     }
+
+    // ------------------------------------------------------ identity ----
+
+    /// Whether clients must log in (Berth's targets; Distribution runs
+    /// without auth).
+    pub fn requires_auth(&self) -> bool {
+        self.target.is_berth()
+    }
+
+    /// The system admin's user name (`admin`).
+    pub fn admin_user(&self) -> &'static str {
+        ADMIN_USER
+    }
+
+    /// The system admin's password (the `BERTH_ADMIN_PASSWORD` every Berth
+    /// process is started with).
+    pub fn admin_password(&self) -> &'static str {
+        ADMIN_PASSWORD
+    }
+
+    /// The admin's credentials.
+    pub fn admin(&self) -> Credentials {
+        Credentials::new(ADMIN_USER, ADMIN_PASSWORD)
+    }
+
+    /// `admin:<password>` for `--creds`, or `None` where no login is needed.
+    pub fn admin_creds(&self) -> Option<String> {
+        self.requires_auth()
+            .then(|| format!("{ADMIN_USER}:{ADMIN_PASSWORD}"))
+    }
+
+    /// Raw HTTP requests ([`crate::http`]) to this registry (and its
+    /// gateway) authenticate as the admin by default.
+    fn register_credentials(&self) {
+        if !self.requires_auth() {
+            return;
+        }
+        crate::auth::register_credentials(&self.host(), self.admin());
+        if let Some(port) = self.gateway_port {
+            crate::auth::register_credentials(&format!("127.0.0.1:{port}"), self.admin());
+        }
+    }
+
+    fn forget_credentials(&self) {
+        crate::auth::forget_credentials(&self.host());
+        if let Some(port) = self.gateway_port {
+            crate::auth::forget_credentials(&format!("127.0.0.1:{port}"));
+        }
+    }
+
+    /// A request to the management API (`/api/v2.0<path>`) as the admin
+    /// (Basic auth, as Harbor's API takes it), with a JSON body if given.
+    pub fn api(&self, method: &str, path: &str, body: Option<&Value>) -> Response {
+        self.api_as(&self.admin(), method, path, body)
+    }
+
+    /// [`Registry::api`] as someone else.
+    pub fn api_as(
+        &self,
+        who: &Credentials,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut req = http::Request::new(method, &self.url(&format!("/api/v2.0{path}")))
+            .raw()
+            .header("Authorization", &who.basic_header())
+            .header("Accept", "application/json");
+        if let Some(body) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_vec(body).expect("JSON serializes"));
+        }
+        req.send()
+    }
+
+    /// Creates project `name` (`POST /api/v2.0/projects`, expecting 201).
+    /// Nothing on Distribution, which has no projects.
+    pub fn create_project(&self, name: &str, public: bool) {
+        if !self.requires_auth() {
+            return;
+        }
+        let body = json!({
+            "project_name": name,
+            "metadata": { "public": if public { "true" } else { "false" } },
+        });
+        self.api("POST", "/projects", Some(&body))
+            .expect_status(201);
+    }
+
+    /// Makes sure project `name` exists (private if created here): a 201,
+    /// or a 409 for one that already does (`library` always does). Nothing
+    /// on Distribution.
+    pub fn ensure_project(&self, name: &str) {
+        if !self.requires_auth() {
+            return;
+        }
+        let body = json!({ "project_name": name, "metadata": { "public": "false" } });
+        let resp = self.api("POST", "/projects", Some(&body));
+        assert!(
+            matches!(resp.status, 201 | 409),
+            "creating project {name} should answer 201 (or 409 if it exists):\n{resp}"
+        );
+    }
+
+    /// Creates user `username` with `password` (`POST /api/v2.0/users`,
+    /// expecting 201); returns the credentials.
+    pub fn create_user(&self, username: &str, password: &str) -> Credentials {
+        let body = json!({
+            "username": username,
+            "password": password,
+            "email": format!("{username}@berth-e2e.example"),
+            "realname": format!("e2e {username}"),
+        });
+        self.api("POST", "/users", Some(&body)).expect_status(201);
+        Credentials::new(username, password)
+    }
+
+    /// Makes `username` a member of `project` with `role`
+    /// (`POST /api/v2.0/projects/{project}/members`, expecting 201).
+    pub fn add_member(&self, project: &str, username: &str, role: Role) {
+        let body = json!({ "role_id": role as u8, "member_user": { "username": username } });
+        self.api("POST", &format!("/projects/{project}/members"), Some(&body))
+            .expect_status(201);
+    }
+
+    /// Creates a project robot with `actions` on repositories of `project`
+    /// that lives `duration` days (`-1`: forever) (`POST /api/v2.0/robots`,
+    /// expecting 201).
+    pub fn create_robot(
+        &self,
+        project: &str,
+        name: &str,
+        actions: &[&str],
+        duration: i64,
+    ) -> Robot {
+        let body = robot_body(project, name, actions, duration);
+        let resp = self.api("POST", "/robots", Some(&body));
+        resp.expect_status(201);
+        let json = resp.json();
+        let robot = Robot {
+            id: json["id"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("no numeric `id` in the robot answer:\n{resp}")),
+            name: json["name"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no `name` in the robot answer:\n{resp}"))
+                .to_owned(),
+            secret: json["secret"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no `secret` in the robot answer:\n{resp}"))
+                .to_owned(),
+            body,
+        };
+        assert_eq!(
+            robot.name,
+            format!("robot${project}+{name}"),
+            "a project robot's full name is robot$<project>+<name>:\n{resp}"
+        );
+        robot
+    }
+
+    /// `PUT /api/v2.0/robots/{id}` with the robot's body and `"disable":
+    /// true` (expecting 200).
+    pub fn disable_robot(&self, robot: &Robot) {
+        let mut body = robot.body.clone();
+        body["disable"] = json!(true);
+        let resp = self.api("PUT", &format!("/robots/{}", robot.id), Some(&body));
+        assert!(
+            resp.status == 200,
+            "disabling a robot should answer 200:\n{resp}"
+        );
+    }
+}
+
+/// A project role (Harbor's `role_id`s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    ProjectAdmin = 1,
+    Developer = 2,
+    Guest = 3,
+    Maintainer = 4,
+    LimitedGuest = 5,
+}
+
+/// A robot account as created.
+#[derive(Clone, Debug)]
+pub struct Robot {
+    pub id: i64,
+    /// `robot$<project>+<name>`.
+    pub name: String,
+    pub secret: String,
+    /// The body it was created with.
+    pub body: Value,
+}
+
+impl Robot {
+    pub fn credentials(&self) -> Credentials {
+        Credentials::new(&self.name, &self.secret)
+    }
+}
+
+/// The body of `POST /api/v2.0/robots` for a project robot.
+pub fn robot_body(project: &str, name: &str, actions: &[&str], duration: i64) -> Value {
+    let access: Vec<Value> = actions
+        .iter()
+        .map(|a| json!({ "resource": "repository", "action": a }))
+        .collect();
+    json!({
+        "name": name,
+        "description": "berth e2e",
+        "level": "project",
+        "duration": duration,
+        "disable": false,
+        "permissions": [{ "kind": "project", "namespace": project, "access": access }],
+    })
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
+        self.forget_credentials();
         for p in self.processes.iter_mut().rev() {
             p.stop();
         }
@@ -496,7 +727,8 @@ fn berth_command(
     // Flags win over their environment twins, but keep the environment from
     // pointing anywhere else either (public URL, gateway, secret, backend).
     process::env_remove_prefixed(&mut c, &["BERTH_"]);
-    c.env("BERTH_LOG", "info");
+    c.env("BERTH_LOG", "info")
+        .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD);
     if let Some(env) = aws {
         c.args(["--backend", "aws", "--log-format", "json"]);
         env.apply(&mut c);

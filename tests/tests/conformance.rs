@@ -171,6 +171,9 @@ fn run_workflow(name: &'static str, body: impl FnOnce(&mut Report, &Cx<'_>)) {
     }
     require_tools(&["curl"]);
     let reg = Registry::start();
+    // The suite's repositories live in project `conformance`; requests
+    // authenticate as the admin with the Docker token flow (`berth_e2e::auth`).
+    reg.ensure_project("conformance");
     let cx = Cx::new(&reg);
     let mut rep = Report::new(name, reg.target());
     body(&mut rep, &cx);
@@ -1353,7 +1356,9 @@ fn legacy_pull(rep: &mut Report, cx: &Cx<'_>, algo: Algo) {
 fn legacy_push(rep: &mut Report, cx: &Cx<'_>, algo: Algo) {
     let mut fx = Fixtures::new(algo);
     let repo = format!("conformance/push-{}", algo.name());
-    let cross = format!("conformance-{}", Rng::new().hex(12));
+    // The suite's cross-mount target is a one-segment name; on Berth a
+    // repository lives in a project, so it goes into `conformance` too.
+    let cross = format!("conformance/cross-{}", Rng::new().hex(12));
     let a = algo.name();
 
     rep.section(format!("{a} Push / Blob Upload Streamed"));

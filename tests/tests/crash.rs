@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use berth_e2e::auth::{self, Auth, Challenge};
 use berth_e2e::oci;
 use berth_e2e::rng::Rng;
 use berth_e2e::{Registry, Target, skip_requested};
@@ -200,11 +201,36 @@ fn read_body(
     }
 }
 
+/// One request as the registry's admin: with the token cached for its
+/// repository, and after a `401` Bearer challenge (no token yet, or one the
+/// restarted server does not take) once more with a fresh one from the
+/// challenge's realm. A token request that gets no answer (the server was
+/// killed meanwhile) is a broken connection, like any other.
+fn exchange(port: u16, req: &Req<'_>) -> std::io::Result<Resp> {
+    let url = format!("http://127.0.0.1:{port}{}", req.path);
+    let token = auth::cached_token(&url, &Auth::Default);
+    let resp = exchange_once(port, req, token.as_deref())?;
+    if resp.status != 401 {
+        return Ok(resp);
+    }
+    let Some(challenge) = resp
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("WWW-Authenticate"))
+        .find_map(|(_, v)| Challenge::parse(v))
+    else {
+        return Ok(resp);
+    };
+    let token = auth::renew_token(&url, &Auth::Default, &challenge)
+        .map_err(|e| io_err(&format!("no token for {}: {e}", req.line())))?;
+    exchange_once(port, req, Some(&token))
+}
+
 /// One request on a fresh connection. A body is sent only after the server
 /// asked for it (`100 Continue`), so an early answer (a 416 before the
 /// chunk) arrives whole. `Err` when the connection failed or closed before
 /// the whole response arrived.
-fn exchange(port: u16, req: &Req<'_>) -> std::io::Result<Resp> {
+fn exchange_once(port: u16, req: &Req<'_>, bearer: Option<&str>) -> std::io::Result<Resp> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
@@ -231,6 +257,9 @@ fn exchange(port: u16, req: &Req<'_>) -> std::io::Result<Resp> {
     }
     for (k, v) in &req.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(token) = bearer {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
     head.push_str("\r\n");
     w.write_all(head.as_bytes())?;
@@ -909,6 +938,8 @@ fn run(plan: &Plan) {
     let started = Instant::now();
     let mut rng = Rng::with_seed(seed);
     let mut reg = Registry::start_target(Target::Berth);
+    // The clients push into project `crash` as the admin.
+    reg.ensure_project("crash");
     let ctx = Ctx::new();
     ctx.server.port.store(reg.port(), SeqCst);
     let clients: Vec<_> = (0..plan.clients)

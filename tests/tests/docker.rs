@@ -20,7 +20,9 @@ fn push_and_pull_100mb_incompressible_layer() {
     }
     require_tools(&["dockerd", "containerd", "curl"]);
     let reg = Registry::start();
+    reg.ensure_project("e2e");
     let docker = Dockerd::start();
+    docker.login(&reg);
     let work = berth_e2e::tempdir("berth-e2e-docker.");
 
     let image = reg.image("e2e/big:1");

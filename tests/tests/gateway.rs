@@ -39,7 +39,10 @@ fn start_stack(test: &str) -> Option<Registry> {
         return None;
     }
     require_tools(&["curl"]);
-    Some(Registry::start_target(target))
+    let reg = Registry::start_target(target);
+    // Every repository here lives in project `e2e`.
+    reg.ensure_project("e2e");
+    Some(reg)
 }
 
 /// The registry's and the gateway's request logs.
@@ -143,6 +146,7 @@ fn docker_pushes_a_200mb_layer_through_the_upload_gateway() {
     };
     require_tools(&["dockerd", "containerd"]);
     let docker = Dockerd::start();
+    docker.login(&reg);
     let work = berth_e2e::tempdir("berth-e2e-gateway-docker.");
     let repo = "e2e/gw-big";
     let image = reg.image(&format!("{repo}:1"));
@@ -239,6 +243,7 @@ fn skopeo_copies_a_multi_arch_index_through_the_stack() {
     };
     require_tools(&["skopeo"]);
     let env = ContainersEnv::new(&[reg.host()]);
+    env.login(&reg);
     let work = berth_e2e::tempdir("berth-e2e-gateway-skopeo.");
     let mut rng = Rng::new();
     let repo = "e2e/gw-multi";

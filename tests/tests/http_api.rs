@@ -1,6 +1,6 @@
 //! Raw HTTP checks (through curl) that hold for any conforming OCI registry.
 
-use berth_e2e::http;
+use berth_e2e::http::{self, Challenge};
 use berth_e2e::oci::{self, Blob};
 use berth_e2e::rng::Rng;
 use berth_e2e::{Registry, require_tools, skip_requested};
@@ -11,7 +11,11 @@ fn start(test: &str) -> Option<Registry> {
         return None;
     }
     require_tools(&["curl"]);
-    Some(Registry::start())
+    let reg = Registry::start();
+    // Requests go as the admin (the token flow of `berth_e2e::auth`), into
+    // project `e2e`.
+    reg.ensure_project("e2e");
+    Some(reg)
 }
 
 #[test]
@@ -20,6 +24,31 @@ fn base_endpoint_answers_200() {
         return;
     };
     http::get(&reg.url("/v2/")).send().expect_status(200);
+}
+
+/// Without a token Berth's `/v2/` is a `401` with the Docker token
+/// challenge: the realm on the host the client used, the service, no scope.
+/// (Distribution runs without auth: `200`.)
+#[test]
+fn base_endpoint_challenges_anonymous_clients() {
+    let Some(reg) = start("base_endpoint_challenges_anonymous_clients") else {
+        return;
+    };
+    let resp = http::get(&reg.url("/v2/")).raw().send();
+    if !reg.requires_auth() {
+        resp.expect_status(200);
+        return;
+    }
+    resp.expect_status(401);
+    let challenge = Challenge::of(&resp)
+        .unwrap_or_else(|| panic!("a 401 must carry a Bearer challenge:\n{resp}"));
+    assert_eq!(
+        challenge.realm,
+        reg.url("/service/token"),
+        "the realm is on the host the client used:\n{resp}"
+    );
+    assert_eq!(challenge.service, "berth-registry", "{resp}");
+    assert!(challenge.scopes.is_empty(), "{resp}");
 }
 
 #[test]

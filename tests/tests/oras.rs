@@ -18,7 +18,19 @@ fn python() -> String {
     std::env::var("BERTH_E2E_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
+/// The oras script as the registry's admin (no credentials where none are
+/// needed).
 fn oras_script(reg: &Registry, command: &str) -> Cmd {
+    let cmd = oras_script_anonymous(reg, command);
+    if reg.requires_auth() {
+        cmd.env("ORAS_E2E_USERNAME", reg.admin_user())
+            .env("ORAS_E2E_PASSWORD", reg.admin_password())
+    } else {
+        cmd
+    }
+}
+
+fn oras_script_anonymous(reg: &Registry, command: &str) -> Cmd {
     Cmd::new(python())
         .arg(berth_e2e::scripts_dir().join("oras_e2e.py"))
         .arg(command)
@@ -26,6 +38,8 @@ fn oras_script(reg: &Registry, command: &str) -> Cmd {
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("ORAS_E2E_USERNAME")
+        .env_remove("ORAS_E2E_PASSWORD")
 }
 
 fn require_oras_sdk() {
@@ -68,6 +82,7 @@ fn artifacts_with_subject_push_pull_and_referrers() {
     require_tools(&["curl", &python()]);
     require_oras_sdk();
     let reg = Registry::start();
+    reg.ensure_project("e2e");
     let work = berth_e2e::tempdir("berth-e2e-oras.");
     let mut rng = Rng::new();
 

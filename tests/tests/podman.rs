@@ -18,7 +18,11 @@ fn setup(test: &str) -> Option<Setup> {
     }
     require_tools(&["podman", "skopeo"]);
     let reg = Registry::start();
+    // The repositories live in project `e2e`; skopeo and podman log in as
+    // the admin (on Berth's targets).
+    reg.ensure_project("e2e");
     let env = ContainersEnv::new(&[reg.host()]);
+    env.login(&reg);
     Some(Setup {
         reg,
         env,

@@ -164,6 +164,19 @@ pub async fn authorize(
     };
     if let Some((kind, name, action)) = need.grants.iter().find(|(k, n, a)| !claims.grants(k, n, a))
     {
+        if let Some(project) = crate::iam::grant::project_of(name)
+            && claims.missing.iter().any(|m| m == project)
+        {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                OciCode::NameUnknown,
+                format!(
+                    "project {project:?} not found: create it first \
+                     (POST /api/v2.0/projects, or `berth project create {project}`)"
+                ),
+            )
+            .into_response();
+        }
         let www = challenge(
             &state,
             headers,

@@ -132,17 +132,18 @@ impl TokenState {
         offline: bool,
     ) -> Result<TokenResponse, ApiError> {
         let now = crate::store::now_secs();
-        let access = crate::iam::grant::grant(&self.iam.directory, who, scopes)
+        let grant = crate::iam::grant::grant(&self.iam.directory, who, scopes)
             .await
             .map_err(internal)?;
-        let claims = new_claims(
+        let mut claims = new_claims(
             &self.iam.service,
             who.name(),
-            access,
+            grant.access,
             TokenUse::Access,
             now,
             ACCESS_TOKEN_TTL_SECS,
         );
+        claims.missing = grant.missing_projects;
         let token = self.keys.sign(&claims).map_err(internal)?;
         let refresh_token = if offline && !matches!(who, Principal::Anonymous) {
             let mut r = new_claims(

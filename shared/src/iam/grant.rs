@@ -57,12 +57,18 @@ pub fn allows(who: &Principal, pa: &ProjectAccess, resource: Resource, action: A
     }
 }
 
+/// What the token service grants: the access, and the projects named in
+/// the request that do not exist (told to signed-in callers only, so the
+/// registry can say so plainly instead of a bare denial).
+#[derive(Debug, Default)]
+pub struct Grant {
+    pub access: Vec<ResourceActions>,
+    pub missing_projects: Vec<String>,
+}
+
 /// Grants what may be granted of the requested scopes.
-pub async fn grant(
-    dir: &Directory,
-    who: &Principal,
-    scopes: &[Scope],
-) -> Result<Vec<ResourceActions>> {
+pub async fn grant(dir: &Directory, who: &Principal, scopes: &[Scope]) -> Result<Grant> {
+    let mut missing_projects = Vec::new();
     let mut projects: HashMap<String, ProjectAccess> = HashMap::new();
     let mut out: Vec<ResourceActions> = Vec::new();
     for scope in scopes {
@@ -88,6 +94,9 @@ pub async fn grant(
                 };
                 if !projects.contains_key(project) {
                     let pa = dir.project_access(who, project).await?;
+                    if pa.project.is_none() && !matches!(who, Principal::Anonymous) {
+                        missing_projects.push(project.to_owned());
+                    }
                     projects.insert(project.to_owned(), pa);
                 }
                 let pa = &projects[project];
@@ -131,5 +140,8 @@ pub async fn grant(
             });
         }
     }
-    Ok(out)
+    Ok(Grant {
+        access: out,
+        missing_projects,
+    })
 }

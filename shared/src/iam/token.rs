@@ -123,6 +123,11 @@ pub struct Claims {
     /// (a password change or secret refresh invalidates them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cred: Option<i64>,
+    /// Projects the request named that do not exist (signed-in callers
+    /// only): the registry answers `NAME_UNKNOWN` "project … not found"
+    /// for them rather than a bare denial.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
 }
 
 impl Claims {
@@ -460,6 +465,7 @@ pub fn new_claims(
         access,
         token_use,
         cred: None,
+        missing: Vec::new(),
     }
 }
 
