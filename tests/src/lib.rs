@@ -119,3 +119,42 @@ pub fn unmount_under(dir: &Path) {
             .status();
     }
 }
+
+/// Where server logs and the secrets tests handed out are kept for the
+/// log scan (`tests/scan-logs`): `BERTH_E2E_LOG_ARCHIVE`, when set.
+fn log_archive() -> Option<PathBuf> {
+    std::env::var_os("BERTH_E2E_LOG_ARCHIVE").map(PathBuf::from)
+}
+
+/// Keeps a copy of a server log for the log scan (no-op without an archive).
+pub fn archive_log(log: &Path, label: &str) {
+    let Some(dir) = log_archive() else { return };
+    let _ = std::fs::create_dir_all(&dir);
+    let name = format!(
+        "{label}-{}-{}",
+        std::process::id(),
+        log.file_name().map_or_else(|| "log".into(), |n| n.to_string_lossy())
+    );
+    let mut target = dir.join(&name);
+    let mut n = 0;
+    while target.exists() {
+        n += 1;
+        target = dir.join(format!("{name}.{n}"));
+    }
+    let _ = std::fs::copy(log, target);
+}
+
+/// Notes a secret a test handed to the server (a password, a robot
+/// secret), so the log scan can prove it never reached a log line.
+pub fn record_secret(secret: &str) {
+    use std::io::Write;
+    let Some(dir) = log_archive() else { return };
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("secrets.list"))
+    {
+        let _ = writeln!(f, "{secret}");
+    }
+}

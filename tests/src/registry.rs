@@ -434,6 +434,7 @@ impl Registry {
             "realname": format!("e2e {username}"),
         });
         self.api("POST", "/users", Some(&body)).expect_status(201);
+        crate::record_secret(password);
         Credentials::new(username, password)
     }
 
@@ -473,6 +474,7 @@ impl Registry {
                 .to_owned(),
             body,
         };
+        crate::record_secret(&robot.secret);
         assert_eq!(
             robot.name,
             format!("robot${project}+{name}"),
@@ -542,6 +544,15 @@ impl Drop for Registry {
         self.forget_credentials();
         for p in self.processes.iter_mut().rev() {
             p.stop();
+        }
+        let label = format!("{}-{}", self.target, std::thread::current().name().unwrap_or("t").replace("::", "-"));
+        // Every log in the registry's directory, restarted servers' too.
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            for e in entries.flatten() {
+                if e.path().extension().is_some_and(|x| x == "log") {
+                    crate::archive_log(&e.path(), &label);
+                }
+            }
         }
         if std::thread::panicking() {
             for p in &self.processes {
