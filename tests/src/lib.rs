@@ -133,7 +133,8 @@ pub fn archive_log(log: &Path, label: &str) {
     let name = format!(
         "{label}-{}-{}",
         std::process::id(),
-        log.file_name().map_or_else(|| "log".into(), |n| n.to_string_lossy())
+        log.file_name()
+            .map_or_else(|| "log".into(), |n| n.to_string_lossy())
     );
     let mut target = dir.join(&name);
     let mut n = 0;

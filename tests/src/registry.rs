@@ -545,7 +545,14 @@ impl Drop for Registry {
         for p in self.processes.iter_mut().rev() {
             p.stop();
         }
-        let label = format!("{}-{}", self.target, std::thread::current().name().unwrap_or("t").replace("::", "-"));
+        let label = format!(
+            "{}-{}",
+            self.target,
+            std::thread::current()
+                .name()
+                .unwrap_or("t")
+                .replace("::", "-")
+        );
         // Every log in the registry's directory, restarted servers' too.
         if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
             for e in entries.flatten() {
