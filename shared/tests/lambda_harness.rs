@@ -650,3 +650,104 @@ async fn lambda_refuses_events_over_six_mib_before_running_the_function() {
         }
     );
 }
+
+/// The identity functions through API Gateway events: the challenge names
+/// the token function's route on the host used, the token function issues,
+/// the blob function accepts its token, the admin function serves Harbor's
+/// API and the portal login.
+#[tokio::test]
+async fn identity_works_through_the_functions() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let (kv, blobs) = berth::store::open_local(dir.path()).await.unwrap();
+    let registry = Registry::new(kv, blobs, RegistryOptions::default());
+    let keys = Arc::new(
+        berth::iam::KeyRing::from_seeds(&["lambda harness seed 0123456789abcdef"]).unwrap(),
+    );
+    let iam = berth::wiring::iam(registry.kv().clone(), Some(keys));
+    berth::wiring::bootstrap_identity(&iam, Some("Harbor12345"))
+        .await
+        .unwrap();
+    let mut state = AppState::new(registry);
+    state.iam = Some(iam);
+    let gateway = GatewayConfig {
+        forwarded_proto: "http".to_owned(),
+        forwarded_port: 80,
+        ..GatewayConfig::default()
+    };
+    let stack = Stack::registry(Arc::new(state), gateway)
+        .unwrap()
+        .into_router();
+    let send = |method: Method, uri: &str, headers: &[(&str, &str)], body: Vec<u8>| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", HOST);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let stack = stack.clone();
+        let req = req.body(Body::from(body)).unwrap();
+        async move {
+            let resp = stack.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            Resp {
+                status,
+                headers,
+                body,
+            }
+        }
+    };
+    let r = send(Method::GET, "/v2/", &[], vec![]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        r.header("www-authenticate")
+            .starts_with(&format!("Bearer realm=\"http://{HOST}/service/token\"")),
+        "{}",
+        r.header("www-authenticate")
+    );
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("admin:Harbor12345")
+    );
+    let r = send(
+        Method::GET,
+        "/service/token?service=berth-registry&scope=repository:library/app:pull,push",
+        &[("authorization", &basic)],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let bearer = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    let data = b"through the blob function".to_vec();
+    let d = common::digest(&data);
+    let r = send(
+        Method::POST,
+        &format!("/v2/library/app/blobs/uploads/?digest={d}"),
+        &[("authorization", &bearer)],
+        data,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = send(
+        Method::GET,
+        "/api/v2.0/users/current",
+        &[("authorization", &basic)],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["username"], "admin");
+    let r = send(
+        Method::POST,
+        "/c/login",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        b"principal=admin&password=Harbor12345".to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.header("set-cookie").starts_with("sid="));
+    assert!(!r.header("x-harbor-csrf-token").is_empty());
+}
