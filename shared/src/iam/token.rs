@@ -540,6 +540,50 @@ mod tests {
         assert!(v.verify_access(&t, now).await.is_err());
     }
 
+    /// Keys published in turn: old only, new + old, new only.
+    struct Published(std::sync::Mutex<Vec<Jwk>>);
+
+    #[async_trait::async_trait]
+    impl PublicKeySource for Published {
+        async fn load(&self) -> Result<Vec<Jwk>, String> {
+            Ok(self.0.lock().expect("lock").clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_both_keys_valid_then_drops_the_old_one() {
+        const NEW: &str = "the new seed, long enough for a key!!";
+        let old = ring();
+        let both = KeyRing::from_seeds(&[NEW, SEED]).expect("both");
+        let new = KeyRing::from_seeds(&[NEW]).expect("new");
+        let published = Arc::new(Published(std::sync::Mutex::new(old.jwks())));
+        let v = Verifier::new(DEFAULT_SERVICE, &[], Some(published.clone()));
+        let mut now = 1_700_000_000;
+        let by_old = old.sign(&claims(now)).expect("old");
+        assert!(v.verify(&by_old, now).await.is_ok());
+        // Rotation: the new key signs, the old one still verifies.
+        *published.0.lock().expect("lock") = both.jwks();
+        now += 20;
+        let by_new = both.sign(&claims(now)).expect("new");
+        assert!(
+            v.verify(&by_new, now).await.is_ok(),
+            "a new kid is looked up"
+        );
+        assert!(v.verify(&by_old, now).await.is_ok());
+        // The old seed is dropped: after the next periodic re-read, its
+        // tokens no longer verify.
+        *published.0.lock().expect("lock") = new.jwks();
+        now += RELOAD_EVERY_SECS + 1;
+        let mut c = claims(now);
+        c.exp = now + 60;
+        let fresh_old = old.sign(&c).expect("old");
+        assert_eq!(
+            v.verify(&fresh_old, now).await.unwrap_err(),
+            TokenError::UnknownKey
+        );
+        assert!(v.verify(&new.sign(&c).expect("new"), now).await.is_ok());
+    }
+
     #[test]
     fn scopes_parse() {
         let s = Scope::parse("repository:library/app:pull,push").expect("scope");
