@@ -71,6 +71,24 @@ pub fn public_base(public_url: Option<&str>, headers: &axum::http::HeaderMap) ->
     format!("{proto}://{host}")
 }
 
+/// Decodes a query string or form body `a=b&c=d` (percent- and
+/// plus-decoding) into its pairs, in order; `None` if a part is not UTF-8.
+pub fn form_pairs(q: &str) -> Option<Vec<(String, String)>> {
+    let dec = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .ok()
+            .map(|c| c.into_owned())
+    };
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((dec(k)?, dec(v)?))
+        })
+        .collect()
+}
+
 /// The client's address: the connection's peer (the local server), else
 /// the first `X-Forwarded-For` entry (API Gateway sets it), else empty.
 pub fn client_ip(req: &Request) -> String {

@@ -52,21 +52,9 @@ struct TokenResponse {
     scope: Option<String>,
 }
 
-fn params(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let dec = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8()
-                    .ok()
-                    .map(|c| c.into_owned())
-            };
-            Some((dec(k)?, dec(v)?))
-        })
-        .collect()
+/// The pairs of a query string or form; malformed input is a 400.
+fn params(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    super::form_pairs(query).ok_or_else(|| bad_request("malformed query string or form"))
 }
 
 fn unauthorized(message: &str) -> ApiError {
@@ -123,6 +111,16 @@ impl TokenState {
                 Err(unauthorized("invalid username or password"))
             }
         }
+    }
+
+    /// Records a login (`docker login`, an OAuth2 password grant).
+    async fn audit_login(&self, who: &Principal, ip: &str) {
+        let kind = match who {
+            Principal::Robot(_) => "robot",
+            _ => "user",
+        };
+        let e = AuditEntry::new(who.name(), who.name(), kind, "login", ip, None);
+        self.iam.audit.record_quietly(e).await;
     }
 
     async fn issue(
@@ -223,10 +221,11 @@ fn scopes_of<'a>(values: impl Iterator<Item = &'a str>) -> Vec<Scope> {
 async fn get_token(State(state): State<Arc<TokenState>>, req: Request) -> Response {
     let ip = super::client_ip(&req);
     let q = params(req.uri().query().unwrap_or(""));
-    let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let credentials = basic(req.headers());
     drop(req);
     let result = async {
+        let q = q?;
+        let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         state.check_service(get("service"))?;
         let scopes = scopes_of(
             q.iter()
@@ -238,13 +237,7 @@ async fn get_token(State(state): State<Arc<TokenState>>, req: Request) -> Respon
             Some((u, p)) => {
                 let who = state.login(&u, &p, &ip).await?;
                 if offline {
-                    let kind = if matches!(who, Principal::Robot(_)) {
-                        "robot"
-                    } else {
-                        "user"
-                    };
-                    let e = AuditEntry::new(who.name(), who.name(), kind, "login", &ip, None);
-                    state.iam.audit.record_quietly(e).await;
+                    state.audit_login(&who, &ip).await;
                 }
                 who
             }
@@ -265,11 +258,10 @@ async fn post_token(State(state): State<Arc<TokenState>>, req: Request) -> Respo
         Ok(b) => b,
         Err(_) => return bad_request("the form is too large or unreadable").into_response(),
     };
-    let form: HashMap<String, String> = params(&String::from_utf8_lossy(&body))
-        .into_iter()
-        .collect();
-    let get = |k: &str| form.get(k).map(String::as_str);
+    let form = params(&String::from_utf8_lossy(&body));
     let result = async {
+        let form: HashMap<String, String> = form?.into_iter().collect();
+        let get = |k: &str| form.get(k).map(String::as_str);
         state.check_service(get("service"))?;
         let scopes = scopes_of(get("scope").into_iter());
         let offline = get("access_type") == Some("offline");
@@ -281,13 +273,7 @@ async fn post_token(State(state): State<Arc<TokenState>>, req: Request) -> Respo
                     ));
                 };
                 let who = state.login(u, p, &ip).await?;
-                let kind = if matches!(who, Principal::Robot(_)) {
-                    "robot"
-                } else {
-                    "user"
-                };
-                let e = AuditEntry::new(who.name(), who.name(), kind, "login", &ip, None);
-                state.iam.audit.record_quietly(e).await;
+                state.audit_login(&who, &ip).await;
                 who
             }
             Some("refresh_token") => {

@@ -116,20 +116,9 @@ fn query(req: &Parts) -> Result<HashMap<String, String>, ApiError> {
     })
 }
 
-/// Decodes `a=b&c=d` (percent- and plus-decoding).
+/// Decodes `a=b&c=d` (the last of repeated keys wins).
 fn serde_urlencoded_lite(q: &str) -> Option<HashMap<String, String>> {
-    let mut out = HashMap::new();
-    for pair in q.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let dec = |s: &str| {
-            percent_encoding::percent_decode_str(&s.replace('+', " "))
-                .decode_utf8()
-                .ok()
-                .map(|c| c.into_owned())
-        };
-        out.insert(dec(k)?, dec(v)?);
-    }
-    Some(out)
+    super::form_pairs(q).map(|pairs| pairs.into_iter().collect())
 }
 
 /// The registry's URL as clients use it: the configured public URL, else
@@ -155,16 +144,7 @@ fn upload_base(state: &AppState, req: &Parts) -> String {
 
 /// The scheme and host this request was sent to.
 fn request_base(req: &Parts) -> String {
-    let headers = &req.headers;
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("http");
-    format!("{proto}://{host}")
+    super::public_base(None, &req.headers)
 }
 
 fn header_value(s: &str) -> HeaderValue {
