@@ -92,15 +92,36 @@ pub fn form_pairs(q: &str) -> Option<Vec<(String, String)>> {
 /// The client's address: the connection's peer (the local server), else
 /// the first `X-Forwarded-For` entry (API Gateway sets it), else empty.
 pub fn client_ip(req: &Request) -> String {
-    if let Some(server::PeerAddr(a)) = req.extensions().get::<server::PeerAddr>() {
+    client_ip_of(req.headers(), req.extensions().get::<server::PeerAddr>())
+}
+
+/// [`client_ip`] from a request's parts.
+pub fn client_ip_of(headers: &axum::http::HeaderMap, peer: Option<&server::PeerAddr>) -> String {
+    if let Some(server::PeerAddr(a)) = peer {
         return a.ip().to_string();
     }
-    req.headers()
+    headers
         .get("x-forwarded-for")
         .and_then(|h| h.to_str().ok())
         .and_then(|v| v.split(',').next())
         .map(|v| v.trim().to_owned())
         .unwrap_or_default()
+}
+
+/// The user name and password of an HTTP Basic `Authorization` value.
+pub fn basic_credentials(value: &HeaderValue) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let v = value.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (name, secret) = text.split_once(':')?;
+    Some((name.to_owned(), secret.to_owned()))
 }
 
 /// Where upload sessions continue, and how they are vouched for.

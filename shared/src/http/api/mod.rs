@@ -212,24 +212,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
 }
 
 pub(crate) fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// The client's address as the proxy in front reported it.
-fn source_ip(headers: &HeaderMap) -> String {
-    let first = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    first("x-forwarded-for")
-        .or_else(|| first("x-real-ip"))
-        .unwrap_or_default()
+    crate::store::now_secs()
 }
 
 /// The value of one cookie.
@@ -247,7 +230,7 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Authenticates every `/api/v2.0` request (never logging credentials).
 async fn authenticate(State(ctx): State<Shared>, mut req: Request, next: Next) -> Response {
-    let source_ip = source_ip(req.headers());
+    let source_ip = crate::http::client_ip(&req);
     let (principal, csrf) = match identify(&ctx, req.headers()).await {
         Ok(found) => found,
         Err(e) => return e.into_response(),
@@ -290,7 +273,7 @@ async fn identify(ctx: &Ctx, headers: &HeaderMap) -> ApiResult<(Principal, Optio
     let dir = &ctx.iam.directory;
     let now = now_secs();
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
-        let (name, secret) = basic_credentials(auth).ok_or_else(|| {
+        let (name, secret) = crate::http::basic_credentials(auth).ok_or_else(|| {
             ApiError::unauthorized("unsupported or malformed Authorization header")
         })?;
         return match dir.authenticate(&name, &secret, now).await? {
@@ -317,21 +300,6 @@ async fn identify(ctx: &Ctx, headers: &HeaderMap) -> ApiResult<(Principal, Optio
         dir.renew_session(&sid, &session, now).await?;
     }
     Ok((Principal::User(user), Some(session.csrf)))
-}
-
-fn basic_credentials(value: &HeaderValue) -> Option<(String, String)> {
-    use base64::Engine as _;
-    let v = value.to_str().ok()?;
-    let (scheme, rest) = v.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (name, secret) = text.split_once(':')?;
-    Some((name.to_owned(), secret.to_owned()))
 }
 
 // ---- shared helpers -------------------------------------------------------
@@ -447,11 +415,11 @@ mod tests {
         let enc = base64::engine::general_purpose::STANDARD.encode("robot$p+x:a:b");
         let v = HeaderValue::from_str(&format!("Basic {enc}")).expect("header");
         assert_eq!(
-            basic_credentials(&v),
+            crate::http::basic_credentials(&v),
             Some(("robot$p+x".to_owned(), "a:b".to_owned()))
         );
         let bearer = HeaderValue::from_static("Bearer abc");
-        assert_eq!(basic_credentials(&bearer), None);
+        assert_eq!(crate::http::basic_credentials(&bearer), None);
     }
 
     #[test]

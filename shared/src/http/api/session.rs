@@ -25,6 +25,7 @@ fn secure(ctx: &Shared) -> &'static str {
 /// `POST /c/login` (form `principal`, `password`): users only.
 pub(crate) async fn login(
     State(ctx): State<Shared>,
+    peer: Option<axum::Extension<crate::http::server::PeerAddr>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -42,7 +43,7 @@ pub(crate) async fn login(
     } else {
         dir.authenticate_user(&principal, &password).await?
     };
-    let source_ip = super::source_ip(&headers);
+    let source_ip = crate::http::client_ip_of(&headers, peer.as_deref());
     let audit_name: String = principal.chars().take(255).collect();
     let Some(user) = user else {
         let e = AuditEntry::new(
