@@ -523,3 +523,56 @@ async fn an_expired_robot_gets_no_token() {
         .await;
     r.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
 }
+
+#[tokio::test]
+async fn pushes_deletes_and_gathered_pulls_reach_the_audit_log() {
+    let w = world().await;
+    let t = w.token("admin", "repository:team/app:pull,delete").await;
+    let token = t["token"].as_str().unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            w.get_manifest("team/app", token).await.status,
+            StatusCode::OK
+        );
+    }
+    // The app's own audit log (the router's Iam) gathers pulls; `w.iam`
+    // shares the store, so read through it after the router's flush.
+    let auth = format!("Bearer {token}");
+    let r = w
+        .app
+        .send(
+            Method::DELETE,
+            "/v2/team/app/manifests/v1",
+            &[("authorization", &auth)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    // Changes are written as they happen (off the request path).
+    let mut entries = Vec::new();
+    for _ in 0..50 {
+        let (page, _) = w
+            .iam
+            .audit
+            .page(Some("team"), now() * 1000, None, 100)
+            .await
+            .unwrap();
+        entries = page;
+        if entries.iter().any(|e| e.operation == "delete") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let delete = entries
+        .iter()
+        .find(|e| e.operation == "delete")
+        .expect("the delete is recorded");
+    assert_eq!(
+        (delete.username.as_str(), delete.resource.as_str()),
+        ("admin", "team/app:v1")
+    );
+    assert!(
+        !entries.iter().any(|e| e.operation == "pull"),
+        "pulls wait for their window"
+    );
+}

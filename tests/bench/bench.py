@@ -1,9 +1,21 @@
 #!/usr/bin/env python3
 """Berth vs Distribution: the same HTTP client, the same operations, one run.
 
-Started by `tests/bench/run`, which builds Berth, starts both registries on
-127.0.0.1 and stops them afterwards. This script only measures and prints:
-it asserts nothing about timings.
+Started by `tests/bench/run`, which builds Berth, starts both registries (and
+optionally a baseline Berth built from an older commit) on 127.0.0.1 and
+stops them afterwards. This script only measures and prints: it asserts
+nothing about timings.
+
+Berth requires Docker token auth on /v2/: the client asks the token service
+named by the 401 challenge for one token covering every bench repository
+(HTTP Basic with the admin's credentials, before any timing) and sends it as
+`Authorization: Bearer` on every request to that registry. A registry whose
+`GET /v2/` answers 200 without a token (Distribution here, or a baseline
+Berth that predates auth) gets no Authorization header at all.
+
+Server CPU: with the server's PID, /proc/<pid>/stat utime+stime is read
+before and after every timed batch of that registry; the sum over the
+batches divided by the samples is "cpu µs/req".
 
 Every operation runs in rounds that alternate which registry goes first
 (B D, D B, B D, ...), so background load on the machine lands on both. Each
@@ -21,11 +33,13 @@ Python standard library only.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import http.client
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import threading
@@ -40,11 +54,18 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
-REPO_PUSH = "bench/push"
-REPO_PUT = "bench/manifests"
-REPO_READ = "bench/read"
-REPO_TAGS = "bench/tags"
+# Berth keeps repositories in projects: `library` is public and always there.
+REPO_PUSH = "library/bench/push"
+REPO_PUT = "library/bench/manifests"
+REPO_READ = "library/bench/read"
+REPO_TAGS = "library/bench/tags"
+REPOS = (REPO_PUSH, REPO_PUT, REPO_READ, REPO_TAGS)
 TAG_COUNT = 200
+
+# The scopes of the one bench token (a registry with auth).
+SCOPES = tuple(f"repository:{r}:pull,push" for r in REPOS)
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Batches per registry and operation, alternating who goes first: many small
 # batches for sequential ops (so slow drifts in fsync latency or background
@@ -80,10 +101,15 @@ class Response:
 class Client:
     """A client for one registry; keep one per thread."""
 
-    def __init__(self, base_url: str, timeout: float = 120.0):
+    def __init__(self, base_url: str, timeout: float = 120.0,
+                 headers: dict[str, str] | None = None):
         self.base = base_url.rstrip("/") + "/"
+        self.netloc = urllib.parse.urlsplit(self.base).netloc
         self.timeout = timeout
         self.conns: dict[str, http.client.HTTPConnection] = {}
+        # Sent with every request to the registry's own host (not to a
+        # redirect elsewhere): the bearer token, if the registry wants one.
+        self.default_headers = dict(headers or {})
 
     def close(self) -> None:
         for c in self.conns.values():
@@ -114,7 +140,10 @@ class Client:
         if parts.scheme != "http":
             raise BenchError(f"only plain http is supported here, got {url}")
         target = parts.path + ("?" + parts.query if parts.query else "")
-        hdrs = headers or {}
+        if self.default_headers and parts.netloc == self.netloc:
+            hdrs = {**self.default_headers, **(headers or {})}
+        else:
+            hdrs = headers or {}
         for attempt in (0, 1):
             conn = self._conn(parts.netloc)
             reused = conn.sock is not None
@@ -170,7 +199,85 @@ def location_of(r: Response, what: str) -> str:
 
 
 # --------------------------------------------------------------------------
-# Registry operations (the same code for both registries)
+# Docker token auth (Berth); a registry without auth gets no header at all
+
+
+def challenge_of(url: str) -> dict[str, str] | None:
+    """None if `GET /v2/` answers 200 without a token, else the Bearer
+    challenge's parameters (realm, service, ...)."""
+    c = Client(url, timeout=10)
+    try:
+        r = c.request("GET", "/v2/", expect=(200, 401))
+    finally:
+        c.close()
+    if r.status == 200:
+        return None
+    www = r.header("WWW-Authenticate") or ""
+    if not www.lower().startswith("bearer "):
+        raise BenchError(f"{url}: GET /v2/ answered 401 without a Bearer challenge: {www!r}")
+    params = dict(re.findall(r'(\w+)="([^"]*)"', www))
+    if "realm" not in params:
+        raise BenchError(f"{url}: Bearer challenge without a realm: {www!r}")
+    return params
+
+
+class TokenService:
+    """The token service a registry's challenge names, with the bench's
+    credentials (the bootstrap admin)."""
+
+    def __init__(self, challenge: dict[str, str], user: str, password: str):
+        self.realm = challenge["realm"]
+        self.service = challenge.get("service", "")
+        self.basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.client = Client(self.realm, timeout=60)
+        self.refresh_token: str | None = None
+
+    def _query(self, scopes, offline: bool) -> str:
+        q = [("service", self.service)] if self.service else []
+        q += [("scope", sc) for sc in scopes]
+        if offline:
+            q.append(("offline_token", "true"))
+        sep = "&" if "?" in self.realm else "?"
+        return self.realm + sep + urllib.parse.urlencode(q)
+
+    def token(self, scopes) -> str:
+        """One access token (Basic auth: one password check on the server)."""
+        r = self.client.request("GET", self._query(scopes, offline=self.refresh_token is None),
+                                headers={"Authorization": self.basic})
+        doc = json.loads(r.body)
+        if self.refresh_token is None:
+            self.refresh_token = doc.get("refresh_token")
+        return doc["token"]
+
+    def fresh_tokens(self, scopes, count: int) -> list[str]:
+        """`count` distinct access tokens the registry has never seen. Through
+        the OAuth2 refresh grant when a refresh token was handed out (no
+        argon2 password check per token), else by Basic auth each time."""
+        out = []
+        for _ in range(count):
+            if self.refresh_token:
+                form = urllib.parse.urlencode([
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", self.refresh_token),
+                    ("service", self.service),
+                    ("scope", " ".join(scopes)),
+                ]).encode()
+                r = self.client.request(
+                    "POST", self.realm, body=form,
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+                out.append(json.loads(r.body)["token"])
+            else:
+                out.append(self.token(scopes))
+        if len(set(out)) != len(out):
+            raise BenchError("the token service handed out the same token twice")
+        return out
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# --------------------------------------------------------------------------
+# Registry operations (the same code for every registry)
 
 
 def push_single_post(c: Client, repo: str, data: bytes, digest: str) -> int:
@@ -336,17 +443,52 @@ def list_tags(c: Client, repo: str) -> list[str]:
 
 
 class Target:
-    def __init__(self, key: str, label: str, url: str):
+    def __init__(self, key: str, label: str, url: str, pid: int | None = None):
         self.key = key
         self.label = label
         self.url = url
+        self.pid = pid
+        self.headers: dict[str, str] = {}
+        self.tokens: TokenService | None = None  # None: the registry has no auth
         self.client = Client(url)
         self.info: dict = {}
         self.seq = 0
+        self.fresh: list[str] = []
+
+    def authenticate(self, user: str, password: str) -> None:
+        """Finds out whether the registry wants a token; if so fetches one
+        for all bench repositories (untimed) and sends it from now on."""
+        ch = challenge_of(self.url)
+        if ch is None:
+            self.info["auth"] = "none"
+            return
+        self.tokens = TokenService(ch, user, password)
+        token = self.tokens.token(SCOPES)
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.client.close()
+        self.client = self.new_client()
+        self.info["auth"] = f"bearer token ({len(token)} bytes), realm {ch['realm']}"
+
+    def new_client(self) -> Client:
+        return Client(self.url, headers=self.headers)
 
     def next_id(self) -> int:
         self.seq += 1
         return self.seq
+
+    def cpu_s(self) -> float | None:
+        return cpu_seconds(self.pid) if self.pid else None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of the whole process (all threads), in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # Fields after "(comm)": state is field 3, utime 14, stime 15.
+            rest = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK
 
 
 class Op:
@@ -357,10 +499,13 @@ class Op:
     """
 
     def __init__(self, name, run, prepare=None, n=100, warmup=5, threads=1,
-                 nbytes=0, note_for=None):
+                 nbytes=0, note_for=None, setup=None):
         self.name = name
         self.run = run
         self.prepare = prepare or (lambda t: None)
+        # setup(target, samples) runs untimed once per registry before the
+        # warm-up (e.g. fetching tokens); samples = warm-up + timed samples.
+        self.setup = setup or (lambda t, count: None)
         self.n = n
         self.warmup = warmup
         self.threads = threads
@@ -418,6 +563,26 @@ def build_ops(fx: Fixture, scale: float) -> list[Op]:
         if len(r.body) != len(fx.read_manifest):
             raise BenchError("manifest GET by digest: wrong length")
 
+    def fresh_token_setup(t, count):
+        t.fresh = t.tokens.fresh_tokens(SCOPES, count) if t.tokens else []
+
+    def fresh_token_prep(t):
+        if t.tokens is None:
+            return None
+        if not t.fresh:
+            raise BenchError("ran out of pre-fetched tokens")
+        return {**acc, "Authorization": f"Bearer {t.fresh.pop()}"}
+
+    def manifest_get_tag_fresh(c, t, ctx):
+        r = c.request("GET", f"/v2/{REPO_READ}/manifests/latest", headers=ctx or acc)
+        if len(r.body) != len(fx.read_manifest):
+            raise BenchError("manifest GET by tag: wrong length")
+
+    def fresh_token_note(t):
+        if t.tokens is None:
+            return "no auth: the same requests as manifest GET by tag"
+        return None
+
     def manifest_head_tag(c, t, ctx):
         c.request("HEAD", f"/v2/{REPO_READ}/manifests/latest", headers=acc)
 
@@ -449,6 +614,9 @@ def build_ops(fx: Fixture, scale: float) -> list[Op]:
            n=n(32), warmup=2, nbytes=4 * MIB),
         Op("manifest PUT by tag", manifest_put, manifest_prep, n=n(240), warmup=5),
         Op("manifest GET by tag", manifest_get_tag, n=n(400), warmup=20),
+        Op("manifest GET by tag, new token each time", manifest_get_tag_fresh,
+           fresh_token_prep, n=n(400), warmup=20, setup=fresh_token_setup,
+           note_for=fresh_token_note),
         Op("manifest GET by digest", manifest_get_digest, n=n(400), warmup=20),
         Op("manifest HEAD by tag", manifest_head_tag, n=n(400), warmup=20),
         Op("blob HEAD", blob_head, n=n(400), warmup=20),
@@ -470,16 +638,22 @@ def build_ops(fx: Fixture, scale: float) -> list[Op]:
 # Measurement
 
 
-def timed_batch(op: Op, t: Target, count: int) -> tuple[list[float], float]:
-    """Runs `count` samples. Returns (latencies in s, time to divide by)."""
+def cpu_delta(before: float | None, after: float | None) -> float | None:
+    return after - before if before is not None and after is not None else None
+
+
+def timed_batch(op: Op, t: Target, count: int) -> tuple[list[float], float, float | None]:
+    """Runs `count` samples. Returns (latencies in s, time to divide by,
+    server CPU seconds over the batch or None)."""
     if op.threads == 1:
         lat = []
-        for _ in range(count):
-            ctx = op.prepare(t)
+        ctxs = [op.prepare(t) for _ in range(count)]
+        cpu0 = t.cpu_s()
+        for ctx in ctxs:
             t0 = time.perf_counter()
             op.run(t.client, t, ctx)
             lat.append(time.perf_counter() - t0)
-        return lat, sum(lat)
+        return lat, sum(lat), cpu_delta(cpu0, t.cpu_s())
 
     per = [count // op.threads + (1 if i < count % op.threads else 0) for i in range(op.threads)]
     results: list[list[float]] = [[] for _ in range(op.threads)]
@@ -488,7 +662,7 @@ def timed_batch(op: Op, t: Target, count: int) -> tuple[list[float], float]:
     ends = [0.0] * op.threads
 
     def worker(i: int) -> None:
-        c = Client(t.url)
+        c = t.new_client()
         try:
             ctxs = [op.prepare(t) for _ in range(per[i])]
             op.run(c, t, op.prepare(t))  # open and warm this connection
@@ -511,13 +685,15 @@ def timed_batch(op: Op, t: Target, count: int) -> tuple[list[float], float]:
         barrier.wait()
     except threading.BrokenBarrierError:
         pass
+    cpu0 = t.cpu_s()
     start = time.perf_counter()
     for th in threads:
         th.join()
+    cpu1 = t.cpu_s()
     if errors:
         raise errors[0]
     wall = max(ends) - start
-    return [x for r in results for x in r], wall
+    return [x for r in results for x in r], wall, cpu_delta(cpu0, cpu1)
 
 
 def summarize(lat: list[float], busy: float, nbytes: int) -> dict:
@@ -546,6 +722,7 @@ def summarize(lat: list[float], busy: float, nbytes: int) -> dict:
 
 def measure(op: Op, targets: list[Target], op_budget: float, log) -> dict:
     for t in targets:
+        op.setup(t, op.warmup + op.n)
         for _ in range(op.warmup):
             if op.threads == 1:
                 op.run(t.client, t, op.prepare(t))
@@ -555,6 +732,8 @@ def measure(op: Op, targets: list[Target], op_budget: float, log) -> dict:
     per_round = max(1, -(-op.n // rounds))
     lat = {t.key: [] for t in targets}
     busy = {t.key: 0.0 for t in targets}
+    cpu: dict[str, float | None] = {t.key: 0.0 for t in targets}
+    span0 = {t.key: t.cpu_s() for t in targets}
     t_start = time.perf_counter()
     done = 0
     for rnd in range(rounds):
@@ -563,9 +742,10 @@ def measure(op: Op, targets: list[Target], op_budget: float, log) -> dict:
         count = min(per_round, op.n - done)
         order = targets if rnd % 2 == 0 else list(reversed(targets))
         for t in order:
-            l, b = timed_batch(op, t, count)
+            l, b, c = timed_batch(op, t, count)
             lat[t.key].extend(l)
             busy[t.key] += b
+            cpu[t.key] = cpu[t.key] + c if c is not None and cpu[t.key] is not None else None
         done += count
         if time.perf_counter() - t_start > op_budget:
             log(f"    (time budget of {op_budget:.0f}s reached after {rnd + 1} rounds)")
@@ -577,12 +757,28 @@ def measure(op: Op, targets: list[Target], op_budget: float, log) -> dict:
         "seconds": time.perf_counter() - t_start,
     }
     for t in targets:
-        res[t.key] = summarize(lat[t.key], busy[t.key], op.nbytes)
+        x = summarize(lat[t.key], busy[t.key], op.nbytes)
+        # Server CPU: the sum over this registry's timed batches; and, as a
+        # cross-check, over the whole timed phase of the op (which also holds
+        # the server's idle time while the other registries ran, and work it
+        # deferred past the end of a batch).
+        if cpu[t.key] is not None:
+            x["cpu_s"] = cpu[t.key]
+            x["cpu_us_per_req"] = cpu[t.key] * 1e6 / x["samples"]
+        span = cpu_delta(span0[t.key], t.cpu_s())
+        if span is not None:
+            x["cpu_span_us_per_req"] = span * 1e6 / x["samples"]
+        res[t.key] = x
         note = op.note_for(t)
         if note:
             res[t.key]["note"] = note
     b, d = res["berth"]["median_ms"], res["distribution"]["median_ms"]
     res["ratio"] = d / b if b > 0 else None
+    if "baseline" in res:
+        o = res["baseline"]["median_ms"]
+        res["ratio_baseline"] = o / b if b > 0 else None
+        bc, oc = res["berth"].get("cpu_us_per_req"), res["baseline"].get("cpu_us_per_req")
+        res["cpu_ratio_berth_baseline"] = bc / oc if bc is not None and oc else None
     return res
 
 
@@ -599,7 +795,8 @@ def wait_ready(t: Target, pid: int | None, timeout: float) -> None:
         c = Client(t.url, timeout=2)
         try:
             r = c.request("GET", "/v2/", expect=(200, 401, 404, 500, 503))
-            if r.status == 200:
+            # 401: up, and wants a token.
+            if r.status in (200, 401):
                 return
             last = f"GET /v2/ answered {r.status}"
         except (OSError, http.client.HTTPException, BenchError) as e:
@@ -651,26 +848,60 @@ def fmt_rate(x: float | None) -> str:
     return f"{x:.0f}" if x >= 100 else f"{x:.1f}"
 
 
+def fmt_cpu(x: dict) -> str:
+    v = x.get("cpu_us_per_req")
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if v >= 10 else f"{v:.1f}"
+
+
+LABELS = {"berth": "berth", "distribution": "dist", "baseline": "baseline"}
+
+
 def print_table(results: list[dict], out) -> None:
+    has_base = any("baseline" in r for r in results)
     headers = ["op", "berth median ms", "distribution median ms",
-               "ratio (dist/berth)", "berth ops/s", "distribution ops/s"]
+               "ratio (dist/berth)", "berth ops/s", "distribution ops/s",
+               "berth cpu µs/req", "dist cpu µs/req"]
+    if has_base:
+        headers += ["baseline median ms", "baseline ops/s", "baseline cpu µs/req",
+                    "cpu berth/baseline"]
     rows = []
-    notes: list[str] = []
+    notes: list[tuple[str, str]] = []
+
+    def marked(r: dict, key: str, text: str) -> str:
+        note = r[key].get("note")
+        if not note:
+            return text
+        if (key, note) not in notes:
+            notes.append((key, note))
+        return text + "*" * (notes.index((key, note)) + 1)
+
     for r in results:
         b, d = r["berth"], r["distribution"]
-        mark = ""
-        if d.get("note"):
-            if d["note"] not in notes:
-                notes.append(d["note"])
-            mark = "*" * (notes.index(d["note"]) + 1)
-        rows.append([
+        row = [
             r["op"],
-            fmt_ms(b["median_ms"]),
-            fmt_ms(d["median_ms"]) + mark,
+            marked(r, "berth", fmt_ms(b["median_ms"])),
+            marked(r, "distribution", fmt_ms(d["median_ms"])),
             f"{r['ratio']:.2f}" if r["ratio"] is not None else "-",
             fmt_rate(b["ops_per_s"]),
             fmt_rate(d["ops_per_s"]),
-        ])
+            fmt_cpu(b),
+            fmt_cpu(d),
+        ]
+        if has_base:
+            o = r.get("baseline")
+            if o is None:
+                row += ["-"] * 4
+            else:
+                cr = r.get("cpu_ratio_berth_baseline")
+                row += [
+                    marked(r, "baseline", fmt_ms(o["median_ms"])),
+                    fmt_rate(o["ops_per_s"]),
+                    fmt_cpu(o),
+                    f"{cr:.2f}" if cr is not None else "-",
+                ]
+        rows.append(row)
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
 
     def line(cells):
@@ -682,13 +913,14 @@ def print_table(results: list[dict], out) -> None:
     print("-+-".join("-" * w for w in widths), file=out)
     for row in rows:
         print(line(row), file=out)
-    for i, n in enumerate(notes):
-        print(f"{'*' * (i + 1)} distribution: {n}", file=out)
+    for i, (key, n) in enumerate(notes):
+        print(f"{'*' * (i + 1)} {key}: {n}", file=out)
+    keys = ["berth", "distribution"] + (["baseline"] if has_base else [])
     spread = []
     for r in results:
-        for key in ("berth", "distribution"):
-            x = r[key]
-            if x["p90_ms"] > 5 * x["p10_ms"] and x["p90_ms"] - x["p10_ms"] > 5:
+        for key in keys:
+            x = r.get(key)
+            if x and x["p90_ms"] > 5 * x["p10_ms"] and x["p90_ms"] - x["p10_ms"] > 5:
                 spread.append(f"  {r['op']}, {key}: p10 {fmt_ms(x['p10_ms'])} ms, "
                               f"median {fmt_ms(x['median_ms'])} ms, p90 {fmt_ms(x['p90_ms'])} ms")
     if spread:
@@ -698,20 +930,26 @@ def print_table(results: list[dict], out) -> None:
             print(line_, file=out)
     big = [r for r in results if r["bytes"] >= MIB]
     if big:
-        print("\nthroughput of the large transfers, MiB/s (berth / distribution):", file=out)
+        print(f"\nthroughput of the large transfers, MiB/s ({' / '.join(keys)}):", file=out)
         for r in big:
-            print(f"  {r['op']}: {r['berth'].get('mib_per_s', 0):.0f} / "
-                  f"{r['distribution'].get('mib_per_s', 0):.0f}", file=out)
+            vals = " / ".join(f"{r[k].get('mib_per_s', 0):.0f}" for k in keys if k in r)
+            print(f"  {r['op']}: {vals}", file=out)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--berth", required=True, help="Berth base URL")
     ap.add_argument("--distribution", required=True, help="Distribution base URL")
+    ap.add_argument("--baseline", help="base URL of a baseline Berth (an older build)")
     ap.add_argument("--berth-pid", type=int)
     ap.add_argument("--distribution-pid", type=int)
+    ap.add_argument("--baseline-pid", type=int)
     ap.add_argument("--berth-version", default="")
     ap.add_argument("--distribution-version", default="")
+    ap.add_argument("--baseline-version", default="")
+    ap.add_argument("--user", default="admin",
+                    help="user for the token service (default admin; the password "
+                         "comes from env BENCH_ADMIN_PASSWORD, default Harbor12345)")
     ap.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                     help="extra facts for the report (repeatable)")
     ap.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", "1")),
@@ -727,27 +965,41 @@ def main() -> int:
         print(msg, file=sys.stderr, flush=True)
 
     targets = [
-        Target("berth", "Berth", args.berth),
-        Target("distribution", "Distribution", args.distribution),
+        Target("berth", "Berth", args.berth, args.berth_pid),
+        Target("distribution", "Distribution", args.distribution, args.distribution_pid),
     ]
-    for t, pid in zip(targets, (args.berth_pid, args.distribution_pid)):
-        wait_ready(t, pid, 60)
+    if args.baseline:
+        targets.append(Target("baseline", "Baseline Berth", args.baseline, args.baseline_pid))
+    for t in targets:
+        wait_ready(t, t.pid, 60)
+    password = os.environ.get("BENCH_ADMIN_PASSWORD", "Harbor12345")
+    for t in targets:
+        t.authenticate(args.user, password)
+        log(f"  {t.label}: auth: {t.info['auth']}")
 
     t0 = time.time()
     load_before = os.getloadavg()
-    log("generating the fixture and loading it into both registries ...")
+    log("generating the fixture and loading it into the registries ...")
     fx = Fixture()
     for t in targets:
+        auth = t.info["auth"]
         t.info = fx.load(t.client)
+        t.info["auth"] = auth
         log(f"  {t.label}: loaded (single-POST upload supported: {t.info['single_post']})")
+    # Idle server CPU (what a server burns doing nothing): the cpu columns
+    # are only meaningful if this is small.
+    idle0 = {t.key: t.cpu_s() for t in targets}
+    time.sleep(2.0)
+    idle = {t.key: cpu_delta(idle0[t.key], t.cpu_s()) for t in targets}
 
     ops = [o for o in build_ops(fx, args.scale) if args.only.lower() in o.name.lower()]
     results = []
     for op in ops:
         log(f"  {op.name} ...")
         r = measure(op, targets, args.op_budget, log)
-        log(f"    berth {fmt_ms(r['berth']['median_ms'])} ms, distribution "
-            f"{fmt_ms(r['distribution']['median_ms'])} ms, ratio {r['ratio']:.2f}")
+        log("    " + ", ".join(
+            f"{t.key} {fmt_ms(r[t.key]['median_ms'])} ms ({fmt_cpu(r[t.key])} cpu µs/req)"
+            for t in targets) + f", ratio {r['ratio']:.2f}")
         results.append(r)
     load_after = os.getloadavg()
     duration = time.time() - t0
@@ -758,6 +1010,8 @@ def main() -> int:
         "distribution": args.distribution_version,
         "python": machine["python"],
     }
+    if args.baseline:
+        versions["baseline"] = args.baseline_version
     meta = dict(kv.split("=", 1) for kv in args.meta if "=" in kv)
     out = sys.stdout
     print(file=out)
@@ -766,6 +1020,13 @@ def main() -> int:
           f"after {load_after[0]:.2f}", file=out)
     print(f"berth: {versions['berth']}", file=out)
     print(f"distribution: {versions['distribution']}", file=out)
+    if args.baseline:
+        print(f"baseline: {versions['baseline']}", file=out)
+    for t in targets:
+        print(f"auth, {t.key}: {t.info.get('auth')}", file=out)
+    print("idle server CPU over 2 s after loading (ms): " + ", ".join(
+        f"{k} {v * 1e3:.0f}" if v is not None else f"{k} -" for k, v in idle.items()),
+        file=out)
     for k, v in meta.items():
         print(f"{k}: {v}", file=out)
     print(f"client: Python {versions['python']} http.client, one keep-alive connection "
@@ -774,6 +1035,9 @@ def main() -> int:
           f"benchmark took {duration:.0f}s", file=out)
     print("ratio = distribution median / berth median (> 1: Berth faster); "
           "x4 = 4 client threads, ops/s over wall time", file=out)
+    print(f"cpu µs/req = server utime+stime (/proc/<pid>/stat, {CLK_TCK} ticks/s) over its "
+          "timed batches / samples, in steps of 1 tick / samples (25 µs at 400 samples); "
+          "cpu berth/baseline > 1: Berth uses more CPU", file=out)
     print(file=out)
     print_table(results, out)
 
@@ -792,6 +1056,9 @@ def main() -> int:
             "op_budget_s": args.op_budget,
             "urls": {t.key: t.url for t in targets},
             "single_post_supported": {t.key: t.info.get("single_post") for t in targets},
+            "auth": {t.key: t.info.get("auth") for t in targets},
+            "idle_cpu_s_over_2s": idle,
+            "clk_tck": CLK_TCK,
         },
         "results": results,
     }

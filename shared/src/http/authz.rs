@@ -29,40 +29,46 @@ use super::{ApiError, AppState, OciCode};
 use crate::iam::token::Claims;
 use crate::iam::{AuditEntry, Iam};
 
-/// What a route needs from the token.
-struct Need {
-    /// `(type, name, action)` entries the token must grant.
-    grants: Vec<(&'static str, String, &'static str)>,
-    /// The scope a client should ask for (the challenge's `scope`).
-    scope: Option<String>,
+/// What a route needs from the token: `action` on `type:name`, and the
+/// actions a client should ask for (the challenge's scope). `None` (the
+/// base endpoint) needs only a valid token.
+struct Need<'a> {
+    kind: &'static str,
+    name: &'a str,
+    action: &'static str,
+    ask: &'static str,
 }
 
-fn need(route: &V2Route, method: &Method) -> Need {
+impl Need<'_> {
+    fn scope(&self) -> String {
+        format!("{}:{}:{}", self.kind, self.name, self.ask)
+    }
+}
+
+fn need<'a>(route: &'a V2Route, method: &Method) -> Option<Need<'a>> {
     let read = matches!(*method, Method::GET | Method::HEAD);
-    let repo = |name: &str, action: &'static str, scope: &str| Need {
-        grants: vec![("repository", name.to_owned(), action)],
-        scope: Some(format!("repository:{name}:{scope}")),
+    let repo = |name: &'a str, action: &'static str, ask: &'static str| {
+        Some(Need {
+            kind: "repository",
+            name,
+            action,
+            ask,
+        })
     };
     match route {
-        V2Route::Base => Need {
-            grants: Vec::new(),
-            scope: None,
-        },
-        V2Route::Catalog => Need {
-            grants: vec![("registry", "catalog".to_owned(), "*")],
-            scope: Some("registry:catalog:*".to_owned()),
-        },
+        V2Route::Base => None,
+        V2Route::Catalog => Some(Need {
+            kind: "registry",
+            name: "catalog",
+            action: "*",
+            ask: "*",
+        }),
         V2Route::Manifest { name, .. } | V2Route::Blob { name, .. }
             if *method == Method::DELETE =>
         {
             repo(name.as_str(), "delete", "delete")
         }
-        V2Route::Manifest { name, .. }
-        | V2Route::Blob { name, .. }
-        | V2Route::Tags { name }
-        | V2Route::Referrers { name, .. }
-            if read =>
-        {
+        V2Route::Manifest { name, .. } | V2Route::Blob { name, .. } if read => {
             repo(name.as_str(), "pull", "pull")
         }
         V2Route::Tags { name } | V2Route::Referrers { name, .. } => {
@@ -129,9 +135,10 @@ pub async fn authorize(
     };
     let method = req.method().clone();
     let need = need(&route, &method);
+    let scope = || need.as_ref().map(Need::scope);
     let headers = req.headers();
     let Some(token) = bearer(headers) else {
-        let www = challenge(&state, headers, iam, need.scope.as_deref(), None);
+        let www = challenge(&state, headers, iam, scope().as_deref(), None);
         return refuse(
             StatusCode::UNAUTHORIZED,
             OciCode::Unauthorized,
@@ -151,7 +158,7 @@ pub async fn authorize(
                 &state,
                 headers,
                 iam,
-                need.scope.as_deref(),
+                scope().as_deref(),
                 Some("invalid_token"),
             );
             return refuse(
@@ -162,7 +169,11 @@ pub async fn authorize(
             );
         }
     };
-    if let Some((kind, name, action)) = need.grants.iter().find(|(k, n, a)| !claims.grants(k, n, a))
+    if let Some(Need {
+        kind, name, action, ..
+    }) = need
+        .as_ref()
+        .filter(|n| !claims.grants(n.kind, n.name, n.action))
     {
         if let Some(project) = crate::iam::grant::project_of(name)
             && claims.missing.iter().any(|m| m == project)
@@ -181,7 +192,7 @@ pub async fn authorize(
             &state,
             headers,
             iam,
-            need.scope.as_deref(),
+            scope().as_deref(),
             Some("insufficient_scope"),
         );
         return refuse(
@@ -209,10 +220,13 @@ pub async fn authorize(
             });
         }
     }
-    let source_ip = super::client_ip(&req);
+    // Only manifest reads and writes are audited.
+    let source_ip = matches!(route, V2Route::Manifest { .. }).then(|| super::client_ip(&req));
     let resp = next.run(req).await;
-    if resp.status().is_success() {
-        audit(iam, &route, &method, &claims, &source_ip);
+    if let Some(ip) = source_ip
+        && resp.status().is_success()
+    {
+        audit(iam, &route, &method, &claims, &ip);
     }
     resp
 }
@@ -241,6 +255,9 @@ fn audit(iam: &Iam, route: &V2Route, method: &Method, claims: &Claims, ip: &str)
     let V2Route::Manifest { name, reference } = route else {
         return;
     };
+    if *method == Method::GET && !iam.audit.records_pulls() {
+        return;
+    }
     let operation = match *method {
         Method::PUT => "create",
         Method::DELETE => "delete",
@@ -257,13 +274,14 @@ fn audit(iam: &Iam, route: &V2Route, method: &Method, claims: &Claims, ip: &str)
         claims.sub.as_str()
     };
     let project = crate::iam::grant::project_of(name.as_str());
-    let entry = AuditEntry::new(user, &resource, "artifact", operation, ip, project);
     let log = iam.audit.clone();
     if operation == "pull" {
-        if let Some(batch) = log.buffer_pull(entry) {
+        let now_ms = crate::store::now_secs().saturating_mul(1000);
+        if let Some(batch) = log.gather_pull(user, &resource, ip, project, now_ms) {
             tokio::spawn(async move { log.write_batch(batch).await });
         }
     } else {
+        let entry = AuditEntry::new(user, &resource, "artifact", operation, ip, project);
         tokio::spawn(async move { log.record_quietly(entry).await });
     }
 }

@@ -7,11 +7,14 @@
 //!
 //! Entries expire by TTL (`BERTH_AUDIT_RETENTION_DAYS`, default 90). Changes
 //! (push, delete, members, robots, projects, users, logins) are written as
-//! they happen. Pulls are buffered and written in batches — one
-//! transaction per up to 50 pulls, or every 10 s, never on the request's
-//! own path — so a pull costs no metadata request of its own; a process
-//! killed with pulls buffered loses at most those (10 s or 50 pulls). With
-//! `BERTH_AUDIT_PULLS=false` pulls are not recorded at all.
+//! they happen. Pulls are gathered in memory and written in batches, never
+//! on the request's own path: the pulls of one artifact by one principal
+//! from one address within a window (10 s, or until 50 different ones have
+//! gathered) become one entry that carries their `count` and the time of
+//! the first. A pull so costs a map update; the metadata store sees one
+//! transaction per window and 50 distinct pulls. A process killed with
+//! pulls gathered loses those. With `BERTH_AUDIT_PULLS=false` pulls are not
+//! recorded at all.
 
 use std::sync::{Arc, Mutex};
 
@@ -39,6 +42,18 @@ pub struct AuditEntry {
     /// The project the entry belongs to, if any.
     #[serde(default)]
     pub project: Option<String>,
+    /// How many identical operations the entry stands for (pulls gathered
+    /// in one window); 1 for everything else.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 impl AuditEntry {
@@ -66,6 +81,7 @@ impl AuditEntry {
             op_time_ms: ms,
             source_ip: source_ip.to_owned(),
             project: project.map(str::to_owned),
+            count: 1,
         }
     }
 
@@ -73,6 +89,13 @@ impl AuditEntry {
     pub fn op_time(&self) -> String {
         rfc3339_ms(self.op_time_ms)
     }
+}
+
+fn take(g: &mut Gathered) -> Vec<AuditEntry> {
+    g.since_ms = None;
+    let mut v: Vec<AuditEntry> = g.entries.drain().map(|(_, e)| e).collect();
+    v.sort_by_key(|e| e.id);
+    v
 }
 
 /// Formats epoch milliseconds as RFC 3339 (UTC).
@@ -111,13 +134,22 @@ pub fn entry_sk(id: i64) -> String {
 const BATCH: usize = 50;
 const FLUSH_AFTER_MS: i64 = 10_000;
 
-/// Writes audit entries; buffers pulls.
+/// Pulls gathered since the last write: one entry per (principal,
+/// artifact, address), counting repeats.
+#[derive(Default)]
+struct Gathered {
+    entries: std::collections::HashMap<(String, String, String), AuditEntry>,
+    /// When the oldest gathered pull happened (epoch ms).
+    since_ms: Option<i64>,
+}
+
+/// Writes audit entries; gathers pulls.
 #[derive(Clone)]
 pub struct AuditLog {
     kv: Arc<dyn Kv>,
     retention_days: i64,
     record_pulls: bool,
-    pending: Arc<Mutex<Vec<AuditEntry>>>,
+    pending: Arc<Mutex<Gathered>>,
 }
 
 impl AuditLog {
@@ -162,26 +194,49 @@ impl AuditLog {
         }
     }
 
-    /// Buffers a pull; returns the batch to write when one is due (the
-    /// caller writes it off the request path with [`AuditLog::write_batch`]).
-    pub fn buffer_pull(&self, e: AuditEntry) -> Option<Vec<AuditEntry>> {
+    /// Whether pulls are recorded at all.
+    pub fn records_pulls(&self) -> bool {
+        self.record_pulls
+    }
+
+    /// Gathers a pull of `resource` by `username` from `source_ip` at
+    /// `now_ms`; returns the batch to write when one is due (the caller
+    /// writes it off the request path with [`AuditLog::write_batch`]).
+    pub fn gather_pull(
+        &self,
+        username: &str,
+        resource: &str,
+        source_ip: &str,
+        project: Option<&str>,
+        now_ms: i64,
+    ) -> Option<Vec<AuditEntry>> {
         if !self.record_pulls {
             return None;
         }
-        let mut p = self.pending.lock().unwrap_or_else(|x| x.into_inner());
-        let due_at = p.first().map(|f| f.op_time_ms + FLUSH_AFTER_MS);
-        let now = e.op_time_ms;
-        p.push(e);
-        if p.len() >= BATCH || due_at.is_some_and(|d| now >= d) {
-            Some(std::mem::take(&mut *p))
+        let mut g = self.pending.lock().unwrap_or_else(|x| x.into_inner());
+        let key = (
+            username.to_owned(),
+            resource.to_owned(),
+            source_ip.to_owned(),
+        );
+        match g.entries.get_mut(&key) {
+            Some(e) => e.count += 1,
+            None => {
+                let e = AuditEntry::new(username, resource, "artifact", "pull", source_ip, project);
+                g.entries.insert(key, e);
+            }
+        }
+        let since = *g.since_ms.get_or_insert(now_ms);
+        if g.entries.len() >= BATCH || now_ms - since >= FLUSH_AFTER_MS {
+            Some(take(&mut g))
         } else {
             None
         }
     }
 
-    /// Takes whatever is buffered (periodic flush, shutdown).
+    /// Takes whatever is gathered (periodic flush, shutdown).
     pub fn take_pending(&self) -> Vec<AuditEntry> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|x| x.into_inner()))
+        take(&mut self.pending.lock().unwrap_or_else(|x| x.into_inner()))
     }
 
     /// Writes whatever is buffered (a periodic flush, and at shutdown).
@@ -264,6 +319,45 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "local")]
+    #[test]
+    fn repeated_pulls_gather_into_one_counted_entry() {
+        let dir = tempfile::tempdir().expect("dir");
+        let kv: Arc<dyn Kv> =
+            Arc::new(crate::store::redb_kv::RedbKv::open(&dir.path().join("m")).expect("kv"));
+        let log = AuditLog::new(kv, 1, true);
+        let t0 = 1_700_000_000_000;
+        for i in 0..30 {
+            assert!(
+                log.gather_pull("alice", "p/app:v1", "10.0.0.1", Some("p"), t0 + i)
+                    .is_none()
+            );
+        }
+        assert!(
+            log.gather_pull("bob", "p/app:v1", "10.0.0.2", Some("p"), t0 + 40)
+                .is_none()
+        );
+        let batch = log
+            .gather_pull(
+                "alice",
+                "p/app:v1",
+                "10.0.0.1",
+                Some("p"),
+                t0 + FLUSH_AFTER_MS,
+            )
+            .expect("the window closed");
+        let counts: Vec<(&str, u64)> = batch
+            .iter()
+            .map(|e| (e.username.as_str(), e.count))
+            .collect();
+        assert_eq!(counts.len(), 2);
+        assert!(counts.contains(&("alice", 31)) && counts.contains(&("bob", 1)));
+        assert!(log.take_pending().is_empty());
+        let off = AuditLog::new(log.kv.clone(), 1, false);
+        assert!(off.gather_pull("alice", "p/app:v1", "", None, t0).is_none());
+        assert!(off.take_pending().is_empty());
+    }
 
     #[test]
     fn dates_and_keys() {

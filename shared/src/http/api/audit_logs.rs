@@ -17,14 +17,19 @@ const READ_STEP: usize = 100;
 const READ_CAP: usize = 20_000;
 
 fn entry_json(e: &AuditEntry) -> Value {
-    json!({
+    let mut v = json!({
         "id": e.id,
         "username": e.username,
         "resource": e.resource,
         "resource_type": e.resource_type,
         "operation": e.operation,
         "op_time": e.op_time(),
-    })
+    });
+    // Berth's extension: pulls gathered into one entry say how many.
+    if e.count > 1 {
+        v["count"] = e.count.into();
+    }
+    v
 }
 
 /// Epoch milliseconds of a time in a `q` range: RFC 3339,
