@@ -64,3 +64,47 @@ impl Drop for MotoUp {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The token seed the function tests give the `token` function.
+pub const TEST_TOKEN_SEED: &str = "berth function tests token seed 0123456789";
+/// The bootstrap admin password of the function tests.
+pub const TEST_ADMIN_PASSWORD: &str = "Harbor12345";
+
+/// The keys derived from [`TEST_TOKEN_SEED`].
+pub fn test_keys() -> crate::iam::KeyRing {
+    crate::iam::KeyRing::from_seeds(&[TEST_TOKEN_SEED]).expect("the test seed is long enough")
+}
+
+/// The identity settings of the function binaries under test: the signing
+/// seed (token), the admin password (token, admin) and the public keys
+/// (registry functions, which then need no published key set).
+pub fn identity_env() -> Vec<(String, String)> {
+    let jwks = serde_json::to_string(&test_keys().jwks()).unwrap_or_default();
+    vec![
+        ("BERTH_TOKEN_KEYS".to_owned(), TEST_TOKEN_SEED.to_owned()),
+        (
+            "BERTH_ADMIN_PASSWORD".to_owned(),
+            TEST_ADMIN_PASSWORD.to_owned(),
+        ),
+        ("BERTH_TOKEN_PUBLIC_KEYS".to_owned(), jwks),
+    ]
+}
+
+/// `Bearer <token>` granting `actions` on repository `name`, signed with
+/// [`test_keys`].
+pub fn test_bearer(name: &str, actions: &[&str]) -> String {
+    use crate::iam::token::{ResourceActions, TokenUse, new_claims};
+    let claims = new_claims(
+        crate::iam::token::DEFAULT_SERVICE,
+        "admin",
+        vec![ResourceActions {
+            kind: "repository".to_owned(),
+            name: name.to_owned(),
+            actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+        }],
+        TokenUse::Access,
+        crate::store::now_secs(),
+        600,
+    );
+    format!("Bearer {}", test_keys().sign(&claims).unwrap_or_default())
+}

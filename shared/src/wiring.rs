@@ -145,6 +145,35 @@ pub fn token_service() -> String {
     env(TOKEN_SERVICE_ENV).unwrap_or_else(|| crate::iam::token::DEFAULT_SERVICE.to_owned())
 }
 
+/// Public keys handed to a registry function directly (a JSON list of
+/// JWKs, or `{"keys":[…]}`), besides those the token service publishes.
+pub const TOKEN_PUBLIC_KEYS_ENV: &str = "BERTH_TOKEN_PUBLIC_KEYS";
+
+/// The identity side of a registry function: verification only, with the
+/// public keys of [`TOKEN_PUBLIC_KEYS_ENV`] if set.
+pub fn verifying_iam(kv: std::sync::Arc<dyn crate::store::Kv>) -> Result<crate::iam::Iam, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Jwks {
+        List(Vec<crate::iam::token::Jwk>),
+        Set { keys: Vec<crate::iam::token::Jwk> },
+    }
+    let jwks = match env(TOKEN_PUBLIC_KEYS_ENV) {
+        Some(text) => match serde_json::from_str::<Jwks>(&text)
+            .map_err(|e| format!("{TOKEN_PUBLIC_KEYS_ENV}: {e}"))?
+        {
+            Jwks::List(k) | Jwks::Set { keys: k } => k,
+        },
+        None => Vec::new(),
+    };
+    Ok(crate::iam::Iam::with_public_keys(
+        kv,
+        None,
+        &jwks,
+        &token_service(),
+    ))
+}
+
 /// The identity side of a process over its metadata store.
 pub fn iam(
     kv: std::sync::Arc<dyn crate::store::Kv>,

@@ -20,7 +20,11 @@ async fn call(
     let mut req = Request::builder()
         .method(method)
         .uri(uri)
-        .header("host", "registry.test");
+        .header("host", "registry.test")
+        .header(
+            "authorization",
+            berth::testing::test_bearer("fn/app", &["pull", "push"]),
+        );
     if !body.is_empty() {
         req = req
             .header("content-type", content_type)
@@ -38,7 +42,7 @@ async fn uploads_a_chunk_and_redirects_pulls_to_s3() {
         .spawn(
             Path::new(env!("CARGO_BIN_EXE_berth-blob")),
             "blob",
-            &moto.env,
+            &[moto.env.clone(), berth::testing::identity_env()].concat(),
         )
         .unwrap();
 

@@ -24,6 +24,10 @@ async fn call_as(
         .method(method)
         .uri(uri)
         .header("host", "registry.test")
+        .header(
+            "authorization",
+            berth::testing::test_bearer("fn/app", &["pull", "push"]),
+        )
         .body(Bytes::new())
         .unwrap();
     api.invoke_http(route_function, &req).await.unwrap()
@@ -37,7 +41,24 @@ async fn call(api: &RuntimeApi, method: &str, uri: &str) -> serde_json::Value {
 async fn serves_the_registry_api_from_dynamodb_and_s3() {
     let moto = MotoUp::start().unwrap();
     let api = RuntimeApi::start().await.unwrap();
-    let _function = api.spawn(Path::new(BIN), "manifest", &moto.env).unwrap();
+    let env = [moto.env.clone(), berth::testing::identity_env()].concat();
+    let _function = api.spawn(Path::new(BIN), "manifest", &env).unwrap();
+
+    // Without a token: the challenge names the token function's route.
+    let anonymous = Request::builder()
+        .uri("/v2/fn/app/manifests/latest")
+        .header("host", "registry.test")
+        .body(Bytes::new())
+        .unwrap();
+    let out = api.invoke_http("manifest", &anonymous).await.unwrap();
+    assert_eq!(out["statusCode"], 401, "{out}");
+    assert!(
+        out["headers"]["www-authenticate"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bearer realm=\"https://registry.test/service/token\""),
+        "{out}"
+    );
 
     let out = call(&api, "GET", "/v2/").await;
     assert_eq!(

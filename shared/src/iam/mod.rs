@@ -41,8 +41,19 @@ impl Iam {
     /// processes and the token function) or without (verification only,
     /// keys read from the directory's published set).
     pub fn new(kv: Arc<dyn crate::store::Kv>, keys: Option<Arc<KeyRing>>, service: &str) -> Self {
-        let directory = Directory::new(kv.clone());
         let jwks = keys.as_ref().map(|k| k.jwks()).unwrap_or_default();
+        Self::with_public_keys(kv, keys, &jwks, service)
+    }
+
+    /// As [`Iam::new`], with public keys known from the start (given to a
+    /// registry function in its configuration) besides the published ones.
+    pub fn with_public_keys(
+        kv: Arc<dyn crate::store::Kv>,
+        keys: Option<Arc<KeyRing>>,
+        jwks: &[token::Jwk],
+        service: &str,
+    ) -> Self {
+        let directory = Directory::new(kv.clone());
         let source: Arc<dyn token::PublicKeySource> = Arc::new(DirectoryKeys(directory.clone()));
         let record_pulls = std::env::var("BERTH_AUDIT_PULLS").map_or(true, |v| v != "false");
         let retention_days = std::env::var("BERTH_AUDIT_RETENTION_DAYS")
@@ -52,7 +63,7 @@ impl Iam {
             .unwrap_or(90);
         Self {
             audit: AuditLog::new(kv, retention_days, record_pulls),
-            verifier: Arc::new(Verifier::new(service, &jwks, Some(source))),
+            verifier: Arc::new(Verifier::new(service, jwks, Some(source))),
             directory,
             keys,
             service: service.to_owned(),

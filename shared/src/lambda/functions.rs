@@ -45,7 +45,7 @@ pub async fn run_registry_function() -> Result<(), lambda_http::Error> {
     let registry = wiring::aws_registry(&aws, Default::default());
     // Verification only: the public keys come from the table, where the
     // token function publishes them; no private key here.
-    let iam = wiring::iam(registry.kv().clone(), None);
+    let iam = wiring::verifying_iam(registry.kv().clone())?;
     let state = Arc::new(AppState {
         registry,
         public_url: config.public_url,
