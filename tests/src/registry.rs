@@ -553,10 +553,15 @@ impl Drop for Registry {
                 .unwrap_or("t")
                 .replace("::", "-")
         );
-        // Every log in the registry's directory, restarted servers' too.
-        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+        // Every log of Berth's own processes in the registry's directory
+        // (restarted servers' too); not the emulator's, which logs the
+        // presigned URLs clients fetch from it, nor Distribution's.
+        if self.target.is_berth()
+            && let Ok(entries) = std::fs::read_dir(self.dir.path())
+        {
             for e in entries.flatten() {
-                if e.path().extension().is_some_and(|x| x == "log") {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".log") && !name.starts_with(names::MOTO) {
                     crate::archive_log(&e.path(), &label);
                 }
             }
