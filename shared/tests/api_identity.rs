@@ -23,6 +23,7 @@ const PW: &str = "Secret123";
 struct Api {
     router: Router,
     iam: Arc<Iam>,
+    registry: berth::registry::Registry,
     _dir: tempfile::TempDir,
 }
 
@@ -94,7 +95,8 @@ fn now() -> i64 {
 impl Api {
     async fn new() -> Api {
         let dir = tempfile::tempdir().unwrap();
-        let (kv, _blobs) = berth::store::open_local(dir.path()).await.unwrap();
+        let (kv, blobs) = berth::store::open_local(dir.path()).await.unwrap();
+        let registry = berth::registry::Registry::new(kv.clone(), blobs, Default::default());
         let keys = KeyRing::from_seeds(&["an api test seed that is long enough 0123"]).unwrap();
         let iam = Arc::new(Iam::new(kv, Some(Arc::new(keys)), "berth-registry"));
         iam.directory
@@ -103,11 +105,13 @@ impl Api {
             .unwrap();
         let router = api_router(
             iam.clone(),
+            registry.clone(),
             Some("https://registry.example.com:8443".to_owned()),
         );
         Api {
             router,
             iam,
+            registry,
             _dir: dir,
         }
     }
@@ -263,7 +267,7 @@ async fn ping_systeminfo_errors_and_paths() {
     assert_eq!(j["read_only"], false);
 
     // The Host header gives the registry URL when no public URL is set.
-    let plain = api_router(api.iam.clone(), None);
+    let plain = api_router(api.iam.clone(), api.registry.clone(), None);
     let req = Request::builder()
         .uri("/api/v2.0/systeminfo")
         .header("host", "reg.local:5000")
@@ -858,8 +862,9 @@ async fn projects_visibility_updates_and_deletion() {
 
     // Deletion: refused while repositories exist; members go with it.
     let kv = api.iam.directory.kv().clone();
+    // (the registry's per-project repository counter, as a push keeps it)
     kv.write(WriteOp::put(
-        Item::new("CATALOG", "REPO#team/app").with("n", Attr::N(1)),
+        Item::new("PSTATS#team", "META").with("repos", Attr::N(1)),
     ))
     .await
     .unwrap();
@@ -875,7 +880,7 @@ async fn projects_visibility_updates_and_deletion() {
     )
     .await
     .err(StatusCode::PRECONDITION_FAILED, "PRECONDITION");
-    kv.write(WriteOp::delete("CATALOG", "REPO#team/app"))
+    kv.write(WriteOp::delete("PSTATS#team", "META"))
         .await
         .unwrap();
     api.call(

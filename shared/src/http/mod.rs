@@ -193,6 +193,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         }
         router = router.merge(api::api_router(
             Arc::new(iam.clone()),
+            state.registry.clone(),
             state.public_url.clone(),
         ));
     }

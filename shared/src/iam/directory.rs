@@ -908,13 +908,34 @@ impl Directory {
         })
     }
 
-    /// The number of repositories in a project (from the registry's
-    /// catalog, `CATALOG` / `REPO#<project>/…`).
+    /// The number of repositories in a project: the counter the registry
+    /// keeps in the same transaction as it creates or deletes one.
     pub async fn project_repo_count(&self, project: &str) -> Result<usize> {
-        let items = self
-            .scan_partition("CATALOG", &format!("REPO#{project}/"))
+        use crate::registry::keys;
+        let item = self
+            .kv
+            .get(&keys::project_stats(project), keys::META)
             .await?;
-        Ok(items.len())
+        Ok(item
+            .and_then(|i| i.n(keys::attr::REPOS))
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0)))
+    }
+
+    /// Repository counts of many projects in one batch read.
+    pub async fn project_repo_counts(&self, projects: &[String]) -> Result<Vec<usize>> {
+        use crate::registry::keys;
+        let mut out = Vec::with_capacity(projects.len());
+        for chunk in projects.chunks(BATCH_GET) {
+            let lookups: Vec<(String, String)> = chunk
+                .iter()
+                .map(|p| (keys::project_stats(p), keys::META.to_owned()))
+                .collect();
+            for item in self.kv.batch_get(&lookups).await? {
+                let n = item.and_then(|i| i.n(keys::attr::REPOS)).unwrap_or(0);
+                out.push(usize::try_from(n).unwrap_or(0));
+            }
+        }
+        Ok(out)
     }
 
     /// Deletes a project with its memberships and robot accounts. Members

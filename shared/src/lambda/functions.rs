@@ -114,6 +114,7 @@ pub fn admin_router(state: &AppState) -> Router {
     match &state.iam {
         Some(iam) => finish(crate::http::api::api_router(
             Arc::new(iam.clone()),
+            state.registry.clone(),
             state.public_url.clone(),
         )),
         None => finish(

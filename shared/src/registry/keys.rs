@@ -12,6 +12,16 @@
 //! | `UPLOAD#<id>` | `META` | upload session, expires by TTL |
 //! | `UPLOADS#<shard>` | `<created>#<id>` | index of open upload sessions, for the sweeper |
 //! | `CATALOG` | `REPO#<name>` | one entry per repository, written on its first manifest |
+//! | `REPO#<name>` | `META` | the repository: artifact count, pull count, description, times |
+//! | `REPO#<name>` | `ART#<newest first>#<digest>` | index of the top-level artifacts, newest push first |
+//! | `REPO#<name>` | `ACC#<subject>#<digest>` | an accessory (signature, SBOM, …) of a subject artifact |
+//! | `REPO#<name>` | `LABEL#<digest>#<label id>` | a label attached to an artifact |
+//! | `PSTATS#<project>` | `META` | the project's repository count |
+//!
+//! Counts are changed in the same transaction as the change they count
+//! (with `ADD`), so `X-Total-Count` of a listing is one read and never
+//! drifts. A *top-level* artifact is a manifest that is neither a child of
+//! an index in its repository nor an accessory: Harbor lists only those.
 
 use crate::oci::{Digest, RepoName};
 
@@ -41,6 +51,70 @@ pub mod attr {
     /// A manifest item's write nonce: every put changes it, so a delete can
     /// be conditioned on nobody having pushed the manifest again meanwhile.
     pub const NONCE: &str = "nonce";
+    /// Manifest: how many indexes in the repository reference it.
+    pub const PARENTS: &str = "parents";
+    /// Manifest: the sort key of its `ART#` entry while it is top-level.
+    pub const ART: &str = "art";
+    /// Manifest: its accessory type, when it is an accessory.
+    pub const ACCESSORY: &str = "acc";
+    /// Manifest: the subject of an accessory found by cosign's tag convention.
+    pub const ACCESSORY_OF: &str = "accsub";
+    /// Manifest: last pull (epoch seconds), written in batches.
+    pub const PULLED: &str = "pulled";
+    /// Repository record and project stats: counters and times.
+    pub const ARTIFACTS: &str = "artifacts";
+    pub const PULLS: &str = "pulls";
+    pub const REPOS: &str = "repos";
+    pub const CREATED: &str = "created";
+    pub const UPDATED: &str = "updated";
+    pub const DESCRIPTION: &str = "desc";
+    /// Accessory entry: its type.
+    pub const TYPE: &str = "type";
+}
+
+pub const ART_PREFIX: &str = "ART#";
+pub const ACC_PREFIX: &str = "ACC#";
+pub const LABEL_PREFIX: &str = "LABEL#";
+
+/// Sort key of a top-level artifact's index entry: newest push first.
+pub fn art(pushed: i64, digest: &Digest) -> String {
+    format!("{ART_PREFIX}{:020}#{digest}", i64::MAX - pushed.max(0))
+}
+
+/// The digest an `ART#` sort key names.
+pub fn art_digest(sk: &str) -> Option<Digest> {
+    let rest = sk.strip_prefix(ART_PREFIX)?;
+    crate::oci::digest::parse_digest(rest.split_once('#')?.1).ok()
+}
+
+pub fn accessory(subject: &Digest, digest: &Digest) -> String {
+    format!("{ACC_PREFIX}{subject}#{digest}")
+}
+
+pub fn accessory_prefix(subject: &Digest) -> String {
+    format!("{ACC_PREFIX}{subject}#")
+}
+
+/// A label attached to an artifact.
+pub fn artifact_label(digest: &Digest, label_id: i64) -> String {
+    format!("{LABEL_PREFIX}{digest}#{label_id:020}")
+}
+
+pub fn artifact_label_prefix(digest: &Digest) -> String {
+    format!("{LABEL_PREFIX}{digest}#")
+}
+
+/// The project name of the statistics item counting every repository.
+pub const ALL_PROJECTS: &str = "*";
+
+/// The project statistics item: its repository count.
+pub fn project_stats(project: &str) -> String {
+    format!("PSTATS#{project}")
+}
+
+/// The project a repository belongs to (its first path component).
+pub fn project_of(repo: &str) -> &str {
+    repo.split_once('/').map_or(repo, |(p, _)| p)
 }
 
 pub fn repo(name: &RepoName) -> String {

@@ -21,6 +21,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::artifacts::{artifact_ops, nonce, release_ops, repo_meta_op};
 use super::keys::{self, attr};
 use super::uploads::touch_blob;
 use super::{Registry, RegistryError, Result};
@@ -50,7 +51,7 @@ pub struct PutOutcome {
 
 /// What a manifest references, kept for deletes and garbage collection.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Refs {
+pub(super) struct Refs {
     blobs: Vec<String>,
     children: Vec<String>,
 }
@@ -163,6 +164,8 @@ impl Registry {
         }
         let catalog_at = lookups.len();
         lookups.push((keys::CATALOG.to_owned(), keys::catalog_entry(repo)));
+        let self_at = lookups.len();
+        lookups.push((repo_pk.clone(), keys::manifest(digest)));
         let found = self.kv.batch_get(&lookups).await?;
         let referenced = parsed.blobs.iter().chain(&parsed.children);
         for (r, f) in referenced.zip(&found) {
@@ -179,7 +182,26 @@ impl Registry {
             }
         }
 
-        let mut ops = vec![WriteOp::put(manifest.clone())];
+        let children_at = parsed.blobs.len();
+        let children: Vec<(&Digest, Option<&Item>)> = parsed
+            .children
+            .iter()
+            .zip(&found[children_at..children_at + parsed.children.len()])
+            .map(|(c, f)| (&c.digest, f.as_ref()))
+            .collect();
+        let mut ops = Vec::new();
+        let change = artifact_ops(
+            &mut ops,
+            repo,
+            digest,
+            parsed,
+            tag,
+            manifest,
+            found[self_at].as_ref(),
+            &children,
+            size,
+            now,
+        );
         if let Some(t) = tag {
             ops.extend(tag_ops(
                 repo,
@@ -205,11 +227,29 @@ impl Registry {
                 Item::new(&repo_pk, keys::referrer(subject, digest)).with(attr::DOC, Attr::B(doc)),
             ));
         }
-        if found[catalog_at].is_none() {
-            ops.push(WriteOp::put(Item::new(
-                keys::CATALOG,
-                keys::catalog_entry(repo),
-            )));
+        let new_repo = found[catalog_at].is_none();
+        if new_repo {
+            ops.push(WriteOp::Put {
+                item: Item::new(keys::CATALOG, keys::catalog_entry(repo))
+                    .with(attr::CREATED, Attr::N(now)),
+                cond: Cond::NotExists,
+            });
+            let project = keys::project_of(repo.as_str());
+            ops.push(WriteOp::count(
+                keys::project_stats(project),
+                keys::META,
+                attr::REPOS,
+                1,
+            ));
+            ops.push(WriteOp::count(
+                keys::project_stats(keys::ALL_PROJECTS),
+                keys::META,
+                attr::REPOS,
+                1,
+            ));
+        }
+        if new_repo || change.new_manifest {
+            ops.push(repo_meta_op(repo, change.artifacts, now));
         }
         let touches: Vec<WriteOp> = parsed
             .blobs
@@ -385,16 +425,7 @@ impl Registry {
             .get(&repo_pk, &keys::manifest(d))
             .await?
             .ok_or(RegistryError::ManifestUnknown)?;
-        let mut reverse = Vec::new();
-        let mut q = Query::prefix(repo_pk.clone(), keys::tag_of_prefix(d), 100);
-        loop {
-            let page = self.kv.query(&q).await?;
-            reverse.extend(page.items.into_iter().map(|i| i.sk));
-            match page.next {
-                Some(n) => q.after = Some(n),
-                None => break,
-            }
-        }
+        let reverse = self.sort_keys(&repo_pk, &keys::tag_of_prefix(d)).await?;
         let tag_name = |sk: &str| sk.rsplit('#').next().unwrap_or_default().to_owned();
         let mut tags = Vec::with_capacity(reverse.len());
         for chunk in reverse.chunks(100) {
@@ -419,7 +450,15 @@ impl Registry {
             g.push(WriteOp::delete(repo_pk.clone(), sk.clone()));
             g
         });
+        let children = self.children_of(&repo_pk, &item).await?;
+        let labels = self
+            .sort_keys(&repo_pk, &keys::artifact_label_prefix(d))
+            .await?;
         let mut last = Vec::with_capacity(2);
+        let delta = release_ops(&mut last, repo, d, &item, &children, &labels);
+        if delta != 0 {
+            last.push(repo_meta_op(repo, delta, now_secs()));
+        }
         if let Some(subject) = item.s(attr::SUBJECT).and_then(|s| parse_digest(s).ok()) {
             last.push(WriteOp::delete(
                 repo_pk.clone(),
@@ -453,6 +492,51 @@ impl Registry {
             self.kv.transact(batch).await?;
         }
         Ok(())
+    }
+}
+
+impl Registry {
+    /// Every sort key of `pk` under `prefix`.
+    pub(super) async fn sort_keys(&self, pk: &str, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut q = Query::prefix(pk, prefix, 100);
+        loop {
+            let page = self.kv.query(&q).await?;
+            out.extend(page.items.into_iter().map(|i| i.sk));
+            match page.next {
+                Some(n) => q.after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// The child manifests an index item references, with their items.
+    pub(super) async fn children_of(
+        &self,
+        repo_pk: &str,
+        item: &Item,
+    ) -> Result<Vec<(Digest, Option<Item>)>> {
+        let refs: Refs = item
+            .b(attr::REFS)
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or_default();
+        let mut digests: Vec<Digest> = refs
+            .children
+            .iter()
+            .filter_map(|c| parse_digest(c).ok())
+            .collect();
+        digests.sort_by_key(ToString::to_string);
+        digests.dedup();
+        let mut out = Vec::with_capacity(digests.len());
+        for chunk in digests.chunks(100) {
+            let lookups: Vec<(String, String)> = chunk
+                .iter()
+                .map(|c| (repo_pk.to_owned(), keys::manifest(c)))
+                .collect();
+            let found = self.kv.batch_get(&lookups).await?;
+            out.extend(chunk.iter().cloned().zip(found));
+        }
+        Ok(out)
     }
 }
 
@@ -491,11 +575,6 @@ fn tag_ops(
     }
     ops.push(WriteOp::put(Item::new(repo_pk, reverse)));
     ops
-}
-
-/// A fresh write nonce for a manifest item.
-fn nonce() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Jittered exponential backoff for writes that lost a race, giving up

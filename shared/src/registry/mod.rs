@@ -5,6 +5,7 @@
 //! route; only adapters (in `store/`) talk to storage. Keys and attribute
 //! names live in [`keys`], the one description of the data model.
 
+pub mod artifacts;
 mod blobs;
 pub mod keys;
 mod listing;

@@ -87,6 +87,55 @@ pub mod kv {
         ));
     }
 
+    pub async fn upsert_counts_without_lost_updates(kv: Arc<dyn Kv>) {
+        let pk = unique("T");
+        // Creates the item; `init` only where absent; `set` always.
+        let op = |delta: i64, tag: &str| WriteOp::Upsert {
+            pk: pk.clone(),
+            sk: "c".into(),
+            add: [("n".to_owned(), delta)].into(),
+            set: [("last".to_owned(), Attr::S(tag.to_owned()))].into(),
+            init: [("first".to_owned(), Attr::S(tag.to_owned()))].into(),
+            cond: Cond::Always,
+        };
+        kv.write(op(2, "a")).await.unwrap();
+        kv.write(op(-1, "b")).await.unwrap();
+        let got = kv.get(&pk, "c").await.unwrap().unwrap();
+        assert_eq!((got.n("n"), got.s("first"), got.s("last")), (Some(1), Some("a"), Some("b")));
+        // Concurrent increments all count.
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let kv = kv.clone();
+            let pk = pk.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match kv.write(WriteOp::count(pk.clone(), "c", "n", 1)).await {
+                        Err(KvError::Conflict) => continue,
+                        r => return r,
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(kv.get(&pk, "c").await.unwrap().unwrap().n("n"), Some(17));
+        // With a condition: only on an existing item.
+        let guarded = WriteOp::Upsert {
+            pk: pk.clone(),
+            sk: "absent".into(),
+            add: [("n".to_owned(), 1)].into(),
+            set: Default::default(),
+            init: Default::default(),
+            cond: Cond::Exists,
+        };
+        assert!(matches!(
+            kv.write(guarded).await,
+            Err(KvError::ConditionFailed { .. })
+        ));
+        assert_eq!(kv.get(&pk, "absent").await.unwrap(), None);
+    }
+
     pub async fn update_sets_attributes_only_on_existing_items(kv: Arc<dyn Kv>) {
         let pk = unique("T");
         let upd = WriteOp::Update {
@@ -566,7 +615,8 @@ macro_rules! kv_contract {
         $crate::__contract_cases!($crate::store::contract::kv, $make;
             put_then_get_round_trips_every_attribute_kind, conditional_put_refuses_existing_item,
             version_equality_guards_replacement, delete_with_numeric_condition,
-            update_sets_attributes_only_on_existing_items, transaction_is_all_or_nothing,
+            update_sets_attributes_only_on_existing_items, upsert_counts_without_lost_updates,
+            transaction_is_all_or_nothing,
             transaction_limits_match_dynamodb, query_pages_by_prefix_in_order,
             batch_get_answers_in_key_order, expired_items_are_invisible,
             concurrent_creates_have_one_winner, large_binary_attributes_survive);

@@ -116,6 +116,18 @@ pub enum WriteOp {
         set: BTreeMap<String, Attr>,
         cond: Cond,
     },
+    /// Counters: adds each delta to a numeric attribute (absent counts as
+    /// 0), sets `set`, and sets each of `init` only where the attribute is
+    /// absent; creates the item when it is absent (DynamoDB's `ADD` and
+    /// `if_not_exists`), unless the condition says otherwise.
+    Upsert {
+        pk: String,
+        sk: String,
+        add: BTreeMap<String, i64>,
+        set: BTreeMap<String, Attr>,
+        init: BTreeMap<String, Attr>,
+        cond: Cond,
+    },
 }
 
 impl WriteOp {
@@ -124,7 +136,8 @@ impl WriteOp {
             WriteOp::Put { item, .. } => (&item.pk, &item.sk),
             WriteOp::Delete { pk, sk, .. }
             | WriteOp::Check { pk, sk, .. }
-            | WriteOp::Update { pk, sk, .. } => (pk, sk),
+            | WriteOp::Update { pk, sk, .. }
+            | WriteOp::Upsert { pk, sk, .. } => (pk, sk),
         }
     }
 
@@ -143,6 +156,19 @@ impl WriteOp {
         }
     }
 
+    /// Adds `delta` to the counter `name` of item (`pk`, `sk`), creating
+    /// the item if needed.
+    pub fn count(pk: impl Into<String>, sk: impl Into<String>, name: &str, delta: i64) -> Self {
+        WriteOp::Upsert {
+            pk: pk.into(),
+            sk: sk.into(),
+            add: [(name.to_owned(), delta)].into(),
+            set: BTreeMap::new(),
+            init: BTreeMap::new(),
+            cond: Cond::Always,
+        }
+    }
+
     /// Applies the write to `current`, returning the new item (None = absent),
     /// or [`ConditionFailed`] if the condition does not hold. The embedded
     /// adapters evaluate writes with this one function.
@@ -150,7 +176,8 @@ impl WriteOp {
         let ok = match self {
             WriteOp::Put { cond, .. }
             | WriteOp::Delete { cond, .. }
-            | WriteOp::Check { cond, .. } => cond.holds(current),
+            | WriteOp::Check { cond, .. }
+            | WriteOp::Upsert { cond, .. } => cond.holds(current),
             WriteOp::Update { cond, .. } => current.is_some() && cond.holds(current),
         };
         if !ok {
@@ -166,6 +193,28 @@ impl WriteOp {
                     .extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
                 n
             }),
+            WriteOp::Upsert {
+                pk,
+                sk,
+                add,
+                set,
+                init,
+                ..
+            } => {
+                let mut n = current
+                    .cloned()
+                    .unwrap_or_else(|| Item::new(pk.clone(), sk.clone()));
+                for (k, d) in add {
+                    let v = n.n(k).unwrap_or(0).saturating_add(*d);
+                    n.attrs.insert(k.clone(), Attr::N(v));
+                }
+                for (k, v) in init {
+                    n.attrs.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                n.attrs
+                    .extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Some(n)
+            }
         })
     }
 }

@@ -12,10 +12,12 @@
 mod audit_logs;
 mod configurations;
 mod error;
+mod labels; // TEMP(labels helper)
 mod members;
 mod projects;
 mod query;
 mod robots;
+mod search; // TEMP(labels helper)
 mod session;
 mod users;
 
@@ -35,10 +37,13 @@ pub use error::{ApiError, ApiResult};
 
 use crate::iam::directory::SESSION_TTL_SECS;
 use crate::iam::{AuditEntry, Iam, Principal, User};
+use crate::registry::Registry;
 
 /// What every handler of the management API shares.
 pub(crate) struct Ctx {
     pub(crate) iam: Arc<Iam>,
+    /// The registry service (repositories, artifacts, tags).
+    pub(crate) registry: Registry,
     pub(crate) public_url: Option<String>,
 }
 
@@ -50,8 +55,12 @@ pub const SESSION_COOKIE: &str = "sid";
 pub const CSRF_HEADER: &str = "x-harbor-csrf-token";
 
 /// The management API router: `/api/v2.0/…`, `/c/login`, `/c/log_out`.
-pub fn api_router(iam: Arc<Iam>, public_url: Option<String>) -> Router {
-    let ctx: Shared = Arc::new(Ctx { iam, public_url });
+pub fn api_router(iam: Arc<Iam>, registry: Registry, public_url: Option<String>) -> Router {
+    let ctx: Shared = Arc::new(Ctx {
+        iam,
+        registry,
+        public_url,
+    });
     let routes: [(&str, MethodRouter<Shared>); 17] = [
         ("/api/v2.0/ping", get(ping)),
         (
@@ -105,7 +114,12 @@ pub fn api_router(iam: Arc<Iam>, public_url: Option<String>) -> Router {
         ),
     ];
     let mut api = Router::new();
-    for (path, handler) in routes {
+    // TEMP(labels helper): merged routes
+    for (path, handler) in routes
+        .into_iter()
+        .chain(labels::routes())
+        .chain(search::routes())
+    {
         // Every known path answers other methods with Harbor's 405 body,
         // and is also served with a trailing slash (Harbor's clients call
         // some paths so).

@@ -236,6 +236,57 @@ impl DynamoKv {
                         .map_err(build_err)?,
                 )
             }
+            WriteOp::Upsert {
+                pk,
+                sk,
+                add,
+                set,
+                init,
+                cond,
+            } => {
+                let c = e.condition(cond, now);
+                let mut sets: Vec<String> = Vec::new();
+                for (k, v) in set {
+                    let (n, v) = (e.name(k), e.value(to_av(v)));
+                    sets.push(format!("{n} = {v}"));
+                }
+                for (k, v) in init {
+                    let (n, v) = (e.name(k), e.value(to_av(v)));
+                    sets.push(format!("{n} = if_not_exists({n}, {v})"));
+                }
+                let adds: Vec<String> = add
+                    .iter()
+                    .map(|(k, d)| {
+                        let n = e.name(k);
+                        let v = e.value(AttributeValue::N(d.to_string()));
+                        format!("{n} {v}")
+                    })
+                    .collect();
+                let mut expr = Vec::new();
+                if !sets.is_empty() {
+                    expr.push(format!("SET {}", sets.join(", ")));
+                }
+                if !adds.is_empty() {
+                    expr.push(format!("ADD {}", adds.join(", ")));
+                }
+                if expr.is_empty() {
+                    // Nothing to change: still create the item.
+                    let n = e.name(PK);
+                    let v = e.value(AttributeValue::S(pk.clone()));
+                    expr.push(format!("SET {n} = {v}"));
+                }
+                Prepared::Update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(pk, sk)))
+                        .update_expression(expr.join(" "))
+                        .set_condition_expression(c)
+                        .set_expression_attribute_names(e.names())
+                        .set_expression_attribute_values(e.values())
+                        .build()
+                        .map_err(build_err)?,
+                )
+            }
         })
     }
 
