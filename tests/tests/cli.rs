@@ -320,3 +320,465 @@ fn operator_cli_reports_errors() {
         "{out}"
     );
 }
+
+/// Pushes `blob` into `repo` (`POST …/blobs/uploads/?digest=` with the whole
+/// blob), as the admin.
+fn push_blob(reg: &Registry, repo: &str, blob: &berth_e2e::oci::Blob) {
+    berth_e2e::http::post(&reg.url(&format!("/v2/{repo}/blobs/uploads/?digest={}", blob.digest)))
+        .header("Content-Type", "application/octet-stream")
+        .body(blob.bytes.clone())
+        .send()
+        .expect_status(201);
+}
+
+/// Puts `manifest` into `repo` under each of `tags`, as the admin.
+fn push_manifest(reg: &Registry, repo: &str, manifest: &berth_e2e::oci::Blob, tags: &[&str]) {
+    for tag in tags {
+        berth_e2e::http::put(&reg.url(&format!("/v2/{repo}/manifests/{tag}")))
+            .header("Content-Type", &manifest.media_type)
+            .body(manifest.bytes.clone())
+            .send()
+            .expect_status(201);
+    }
+}
+
+/// Pushes `image` (its blobs, then its manifest under each of `tags`).
+fn push_image(reg: &Registry, repo: &str, image: &berth_e2e::oci::Image, tags: &[&str]) {
+    for blob in image.blobs() {
+        push_blob(reg, repo, blob);
+    }
+    push_manifest(reg, repo, &image.manifest, tags);
+}
+
+/// The `name`s of a JSON list's items (or of `value[key]`'s), sorted.
+fn names_of(list: &Value) -> Vec<String> {
+    let mut names: Vec<String> = list
+        .as_array()
+        .unwrap_or_else(|| panic!("not a JSON list: {list}"))
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn operator_cli_manages_repositories_artifacts_and_labels() {
+    let Some(reg) = start("operator_cli_manages_repositories_artifacts_and_labels") else {
+        return;
+    };
+    admin(&reg).args(["project", "create", "cli-art"]).ok();
+    admin(&reg).args(["project", "create", "cli-copy"]).ok();
+
+    // An image with two tags in a nested repository (its name goes into
+    // the API's paths encoded twice), and a two-platform index beside it.
+    let mut rng = berth_e2e::rng::Rng::with_seed(10);
+    let image = berth_e2e::oci::Image::random("amd64", &mut rng);
+    push_image(&reg, "cli-art/team/app", &image, &["v1", "latest"]);
+    let digest = image.manifest.digest.clone();
+    let short = format!("sha256:{}", &image.manifest.hex()[..12]);
+    let index = berth_e2e::oci::Index::random(&["amd64", "arm64"], &mut rng);
+    for img in &index.images {
+        push_image(&reg, "cli-art/multi", img, &[]);
+        push_manifest(
+            &reg,
+            "cli-art/multi",
+            &img.manifest,
+            &[&img.manifest.digest],
+        );
+    }
+    push_manifest(&reg, "cli-art/multi", &index.manifest, &["v1"]);
+
+    // Repositories: every one, one project's, filtered, paged, one.
+    let out = admin(&reg).args(["repo", "list"]).ok();
+    let (header, rows) = table_rows(&out, "cli-art/team/app");
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        [
+            "NAME",
+            "ARTIFACTS",
+            "PULLS",
+            "CREATED",
+            "UPDATED",
+            "DESCRIPTION"
+        ],
+        "{out}"
+    );
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(rows[0][1], "1", "{out}");
+    let repos = admin(&reg)
+        .args(["repo", "list", "cli-art", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        names_of(&repos),
+        ["cli-art/multi", "cli-art/team/app"],
+        "{repos}"
+    );
+    let app = find(&repos, "name", "cli-art/team/app").unwrap_or_else(|| panic!("{repos}"));
+    assert_eq!(app["artifact_count"], 1, "{repos}");
+    let found = admin(&reg)
+        .args(["repo", "list", "cli-art", "--query", "team", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(names_of(&found), ["cli-art/team/app"], "{found}");
+    let page = |n: &str| {
+        admin(&reg)
+            .args(["repo", "list", "cli-art", "--page", n, "--page-size", "1"])
+            .args(["-o", "json"])
+            .ok()
+    };
+    let (first, second) = (page("1"), page("2"));
+    assert!(first.stderr_str().contains("--page 2, or --all"), "{first}");
+    let mut paged = [names_of(&first.json()), names_of(&second.json())].concat();
+    paged.sort();
+    assert_eq!(
+        paged,
+        ["cli-art/multi", "cli-art/team/app"],
+        "{first}\n{second}"
+    );
+    let all = admin(&reg)
+        .args(["repo", "list", "cli-art", "--all", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(names_of(&all), paged, "{all}");
+    let shown = admin(&reg)
+        .args(["repo", "show", "cli-art/team/app", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(shown["name"], "cli-art/team/app", "{shown}");
+
+    // Artifacts: listed with their (short) digest and tags, and shown.
+    let out = admin(&reg)
+        .args(["artifact", "list", "cli-art/team/app"])
+        .ok();
+    let (header, rows) = table_rows(&out, &short);
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        [
+            "DIGEST",
+            "TYPE",
+            "TAGS",
+            "SIZE",
+            "PUSHED",
+            "PLATFORMS",
+            "ACCESSORIES"
+        ],
+        "{out}"
+    );
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(rows[0][1], "IMAGE", "{out}");
+    let mut tags: Vec<&str> = rows[0][2].split(", ").collect();
+    tags.sort_unstable();
+    assert_eq!(tags, ["latest", "v1"], "{out}");
+    let listed = admin(&reg)
+        .args(["artifact", "list", "cli-art/team/app", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(listed[0]["digest"], digest.as_str(), "{listed}");
+    assert_eq!(names_of(&listed[0]["tags"]), ["latest", "v1"], "{listed}");
+    let out = admin(&reg)
+        .args(["artifact", "show", "cli-art/team/app:v1"])
+        .ok();
+    let text = out.stdout_str();
+    assert!(
+        text.contains(&format!("Digest:        {digest}\n")),
+        "{out}"
+    );
+    assert!(text.contains("Type:          IMAGE\n"), "{out}");
+    assert!(
+        text.contains("Tags:          latest, v1\n")
+            || text.contains("Tags:          v1, latest\n"),
+        "{out}"
+    );
+    let by_digest = admin(&reg)
+        .args([
+            "artifact",
+            "show",
+            &format!("cli-art/team/app@{digest}"),
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(by_digest["digest"], digest.as_str(), "{by_digest}");
+    assert_eq!(
+        by_digest["extra_attrs"]["architecture"], "amd64",
+        "{by_digest}"
+    );
+    let out = admin(&reg)
+        .args(["artifact", "list", "cli-art/multi", "--tag-filter", "v1"])
+        .ok();
+    let index_short = format!("sha256:{}", &index.manifest.hex()[..12]);
+    let (_, rows) = table_rows(&out, &index_short);
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(rows[0][5], "2", "two platforms:\n{out}");
+    let out = admin(&reg)
+        .args(["artifact", "show", "cli-art/multi:v1"])
+        .ok();
+    assert!(out.stdout_str().contains("Platforms (2):"), "{out}");
+    assert!(out.stdout_str().contains("linux/amd64"), "{out}");
+    assert!(out.stdout_str().contains("linux/arm64"), "{out}");
+
+    // The build history is the config's.
+    let out = admin(&reg)
+        .args(["artifact", "history", "cli-art/team/app:v1"])
+        .ok();
+    assert!(out.stdout_str().starts_with("CREATED"), "{out}");
+    assert!(out.stdout_str().contains("berth-e2e layer 1"), "{out}");
+
+    // Tags: added, listed (by digest), filtered on, deleted.
+    let at_digest = format!("cli-art/team/app@{digest}");
+    admin(&reg)
+        .args(["artifact", "tag", "add", "cli-art/team/app:v1", "v2"])
+        .ok();
+    let tags = admin(&reg)
+        .args(["artifact", "tag", "list", &at_digest, "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(names_of(&tags), ["latest", "v1", "v2"], "{tags}");
+    let out = admin(&reg)
+        .args(["artifact", "tag", "list", &at_digest])
+        .ok();
+    let (header, rows) = table_rows(&out, "v2");
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "PUSHED", "PULLED", "IMMUTABLE"],
+        "{out}"
+    );
+    assert_eq!(rows.len(), 1, "{out}");
+    let filtered = admin(&reg)
+        .args([
+            "artifact",
+            "list",
+            "cli-art/team/app",
+            "--tag-filter",
+            "v2",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(filtered.as_array().map(Vec::len), Some(1), "{filtered}");
+    admin(&reg)
+        .args(["artifact", "tag", "delete", &at_digest, "v2"])
+        .ok();
+    let tags = admin(&reg)
+        .args(["artifact", "tag", "list", &at_digest, "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(names_of(&tags), ["latest", "v1"], "{tags}");
+
+    // Labels: a global one and a project one, put on the artifact by name
+    // and by id, shown with it, one taken off again.
+    let prod = admin(&reg)
+        .args(["label", "create", "prod", "--color", "#F00"])
+        .args(["--description", "in production", "-o", "json"])
+        .ok()
+        .json();
+    let prod_id = prod["id"].as_i64().unwrap_or_else(|| panic!("{prod}"));
+    let out = admin(&reg)
+        .args(["label", "create", "qa", "--project", "cli-art"])
+        .ok();
+    assert!(
+        out.stdout_str().starts_with("created label qa (id "),
+        "{out}"
+    );
+    let global = admin(&reg)
+        .args(["label", "list", "-o", "json"])
+        .ok()
+        .json();
+    let listed = find(&global, "name", "prod").unwrap_or_else(|| panic!("{global}"));
+    assert_eq!(listed["color"], "#ff0000", "{global}");
+    assert!(find(&global, "name", "qa").is_none(), "{global}");
+    let local = admin(&reg)
+        .args(["label", "list", "--project", "cli-art", "-o", "json"])
+        .ok()
+        .json();
+    let qa_id = find(&local, "name", "qa")
+        .and_then(|l| l["id"].as_i64())
+        .unwrap_or_else(|| panic!("{local}"));
+    admin(&reg)
+        .args(["artifact", "label", "add", "cli-art/team/app:v1", "prod"])
+        .ok();
+    admin(&reg)
+        .args([
+            "artifact",
+            "label",
+            "add",
+            "cli-art/team/app:v1",
+            &qa_id.to_string(),
+        ])
+        .ok();
+    let out = admin(&reg)
+        .args(["artifact", "show", "cli-art/team/app:latest"])
+        .ok();
+    assert!(
+        out.stdout_str().contains(&format!("prod (id {prod_id})")),
+        "{out}"
+    );
+    assert!(
+        out.stdout_str().contains(&format!("qa (id {qa_id})")),
+        "{out}"
+    );
+    admin(&reg)
+        .args(["artifact", "label", "remove", "cli-art/team/app:v1", "qa"])
+        .ok();
+    let shown = admin(&reg)
+        .args(["artifact", "show", "cli-art/team/app:v1", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(names_of(&shown["labels"]), ["prod"], "{shown}");
+    admin(&reg)
+        .args([
+            "label",
+            "update",
+            &prod_id.to_string(),
+            "--description",
+            "live",
+        ])
+        .ok();
+    let global = admin(&reg)
+        .args(["label", "list", "-o", "json"])
+        .ok()
+        .json();
+    let listed = find(&global, "name", "prod").unwrap_or_else(|| panic!("{global}"));
+    assert_eq!(listed["description"], "live", "{global}");
+
+    // A copy into another project: the same digest there.
+    let out = admin(&reg)
+        .args(["artifact", "copy", "cli-art/team/app:v1", "cli-copy/app"])
+        .ok();
+    assert!(
+        out.stdout_str()
+            .starts_with("copied cli-art/team/app:v1 to cli-copy/app"),
+        "{out}"
+    );
+    let copied = admin(&reg)
+        .args(["artifact", "list", "cli-copy/app", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(copied[0]["digest"], digest.as_str(), "{copied}");
+
+    // A description.
+    admin(&reg)
+        .args(["repo", "describe", "cli-art/team/app", "the app, nested"])
+        .ok();
+    let shown = admin(&reg)
+        .args(["repo", "show", "cli-art/team/app", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(shown["description"], "the app, nested", "{shown}");
+
+    // Deleting the copy: gone from its repository, still in the original.
+    let out = admin(&reg)
+        .args(["artifact", "delete", &format!("cli-copy/app@{digest}")])
+        .ok();
+    assert!(
+        out.stdout_str()
+            .starts_with("deleted artifact cli-copy/app@"),
+        "{out}"
+    );
+    let out = admin(&reg)
+        .args(["artifact", "show", &format!("cli-copy/app@{digest}")])
+        .fails();
+    assert_api_error(&out, "NOT_FOUND", 404);
+    admin(&reg)
+        .args(["artifact", "show", "cli-art/team/app:v1", "-o", "json"])
+        .ok();
+
+    // Deleting a repository wants --yes when there is no terminal to ask on.
+    let out = admin(&reg)
+        .args(["repo", "delete", "cli-art/team/app"])
+        .fails();
+    assert!(out.stderr_str().contains("--yes"), "{out}");
+    admin(&reg)
+        .args(["repo", "show", "cli-art/team/app", "-o", "json"])
+        .ok();
+    let out = admin(&reg)
+        .args(["repo", "delete", "cli-art/team/app", "--yes"])
+        .ok();
+    assert_eq!(
+        out.stdout_str(),
+        "deleted repository cli-art/team/app\n",
+        "{out}"
+    );
+    let out = admin(&reg)
+        .args(["repo", "show", "cli-art/team/app"])
+        .fails();
+    assert_api_error(&out, "NOT_FOUND", 404);
+    let repos = admin(&reg)
+        .args(["repo", "list", "cli-art", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(names_of(&repos), ["cli-art/multi"], "{repos}");
+
+    admin(&reg)
+        .args(["label", "delete", &prod_id.to_string()])
+        .ok();
+    let global = admin(&reg)
+        .args(["label", "list", "-o", "json"])
+        .ok()
+        .json();
+    assert!(find(&global, "name", "prod").is_none(), "{global}");
+}
+
+#[test]
+fn operator_cli_reports_artifact_errors() {
+    let Some(reg) = start("operator_cli_reports_artifact_errors") else {
+        return;
+    };
+    admin(&reg).args(["project", "create", "cli-err"]).ok();
+
+    // Unknown repositories and artifacts: the server's message, status 1.
+    for args in [
+        &["repo", "show", "cli-err/nope"][..],
+        &["artifact", "list", "cli-err/nope"],
+        &["artifact", "show", "cli-err/nope:v1"],
+        &["artifact", "show", "cli-err/nope:v1", "-o", "json"],
+        &["artifact", "tag", "add", "cli-err/nope:v1", "v2"],
+        &["repo", "delete", "cli-err/nope", "--yes"],
+    ] {
+        let out = admin(&reg).args(args).fails();
+        assert_api_error(&out, "NOT_FOUND", 404);
+        assert!(out.stderr_str().contains("not found"), "{out}");
+    }
+    let out = admin(&reg)
+        .args(["artifact", "list", "no-such-project/app"])
+        .fails();
+    assert_api_error(&out, "NOT_FOUND", 404);
+
+    // Names the CLI cannot send: said before asking the server.
+    for (args, says) in [
+        (&["repo", "show", "nope"][..], "expected PROJECT/REPO"),
+        (&["artifact", "show", "cli-err/app"], "give a tag"),
+        (&["artifact", "show", "cli-err/app@latest"], "not a digest"),
+        (
+            &["artifact", "copy", "cli-err/app:v1", "cli-err/b:v1"],
+            "the destination is PROJECT/REPO",
+        ),
+        (
+            &["artifact", "tag", "add", "cli-err/app:v1", "a/b"],
+            "is not a tag",
+        ),
+    ] {
+        let out = admin(&reg).args(args).fails();
+        assert_eq!(out.status.code(), Some(1), "{out}");
+        assert!(
+            out.stderr_str().starts_with("berth: ") && out.stderr_str().contains(says),
+            "expected {says:?}:\n{out}"
+        );
+    }
+
+    // A label that does not exist, by name.
+    let out = admin(&reg)
+        .args(["artifact", "label", "add", "cli-err/app:v1", "nosuchlabel"])
+        .fails();
+    assert!(
+        out.stderr_str().contains("no label named \"nosuchlabel\""),
+        "{out}"
+    );
+    // Label ids are numbers.
+    let out = admin(&reg).args(["label", "delete", "prod"]).fails();
+    assert!(out.stderr_str().contains("label's id"), "{out}");
+}

@@ -243,9 +243,8 @@ async fn serve(args: &ServeArgs) -> Result<(), String> {
         spawn_sweeper(state.registry.clone(), args.sweep_interval);
     }
     let audit = state.iam.as_ref().map(|iam| iam.audit.clone());
-    if let Some(audit) = &audit {
-        spawn_audit_flusher(audit.clone());
-    }
+    let registry = state.registry.clone();
+    spawn_flusher(audit.clone(), registry.clone());
     let (listener, addr) = bind(&cfg).await?;
     match cfg.backend {
         Backend::Local => {
@@ -259,18 +258,22 @@ async fn serve(args: &ServeArgs) -> Result<(), String> {
     if let Some(audit) = audit {
         audit.flush().await;
     }
+    registry.flush_pulls().await;
     served
 }
 
-/// Writes buffered pull records every 10 s (they are also written when 50
-/// have gathered).
-fn spawn_audit_flusher(audit: berth::iam::AuditLog) {
+/// Writes buffered pull records and pull counts every 10 s (they are also
+/// written when 50 have gathered).
+fn spawn_flusher(audit: Option<berth::iam::AuditLog>, registry: berth::registry::Registry) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            audit.flush().await;
+            if let Some(audit) = &audit {
+                audit.flush().await;
+            }
+            registry.flush_pulls().await;
         }
     });
 }

@@ -261,6 +261,10 @@ async fn get_manifest(
         return Err(RegistryError::ManifestNotAcceptable(m.media_type).into());
     }
     let headers = manifest_headers(&m);
+    if !head && let Some(batch) = state.registry.note_pull(name, &m.digest) {
+        let registry = state.registry.clone();
+        tokio::spawn(async move { registry.write_pulls(batch).await });
+    }
     Ok(match m.bytes {
         Some(b) if !head => (headers, b).into_response(),
         _ => (headers, Body::empty()).into_response(),

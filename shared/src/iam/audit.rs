@@ -295,6 +295,7 @@ impl AuditLog {
                 range: crate::store::SkRange::All,
                 limit: limit - out.len(),
                 after: after.take(),
+                reverse: false,
             };
             let page = self.kv.query(&q).await?;
             for item in &page.items {

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod directory;
 pub mod grant;
+pub mod labels;
 pub mod password;
 pub mod rbac;
 pub mod token;

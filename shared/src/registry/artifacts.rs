@@ -71,6 +71,13 @@ fn art_entry(repo_pk: &str, sk: String, digest: &Digest) -> WriteOp {
     WriteOp::put(Item::new(repo_pk, sk).with(attr::DIGEST, Attr::S(digest.to_string())))
 }
 
+/// Now in epoch milliseconds: `ART#` keys order pushes within a second.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// A fresh write nonce for a manifest item.
 pub(super) fn nonce() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -115,7 +122,7 @@ pub(super) fn artifact_ops(
             (attr::NONCE.to_owned(), Attr::S(fresh_nonce)),
         ]);
         if let Some(old) = art_of(cur) {
-            let new = keys::art(now, digest);
+            let new = keys::art(now_ms(), digest);
             if old != new {
                 ops.push(WriteOp::delete(&repo_pk, old));
                 ops.push(art_entry(&repo_pk, new.clone(), digest));
@@ -135,7 +142,10 @@ pub(super) fn artifact_ops(
         artifacts: 0,
     };
     let mut item = manifest.clone().with(attr::PARENTS, Attr::N(0));
-    let accessory = match (&parsed.subject, tag.and_then(|t| cosign_subject(t.as_str()))) {
+    let accessory = match (
+        &parsed.subject,
+        tag.and_then(|t| cosign_subject(t.as_str())),
+    ) {
         (Some(s), _) => Some((accessory_type(parsed.artifact_type.as_deref()), s.clone())),
         (None, Some(s)) => Some((COSIGN_SIGNATURE, s)),
         (None, None) => None,
@@ -154,7 +164,7 @@ pub(super) fn artifact_ops(
             ));
         }
         None => {
-            let art = keys::art(now, digest);
+            let art = keys::art(now_ms(), digest);
             ops.push(art_entry(&repo_pk, art.clone(), digest));
             item = item.with(attr::ART, Attr::S(art));
             change.artifacts += 1;
@@ -215,8 +225,25 @@ pub(super) fn release_ops(
     if let Some(s) = subject {
         ops.push(WriteOp::delete(&repo_pk, keys::accessory(&s, digest)));
     }
+    // Labels come off with it: the attachment, the label's reverse entry
+    // and its attachment count (on the condition that the label is still
+    // there; a label being deleted takes its attachments itself).
     for sk in labels {
         ops.push(WriteOp::delete(&repo_pk, sk.clone()));
+        if let Some(id) = keys::artifact_label_id(sk) {
+            ops.push(WriteOp::delete(
+                keys::label_refs(id),
+                keys::label_ref_entry(repo, digest),
+            ));
+            ops.push(WriteOp::Upsert {
+                pk: keys::label_record(id),
+                sk: keys::META.to_owned(),
+                add: [(attr::LABEL_REFS.to_owned(), -1)].into(),
+                set: BTreeMap::new(),
+                init: BTreeMap::new(),
+                cond: Cond::Exists,
+            });
+        }
     }
     let mut seen = std::collections::HashSet::new();
     for (child, found) in children {
@@ -232,7 +259,7 @@ pub(super) fn release_ops(
         let orphan = parents == 0 && c.s(attr::ACCESSORY).is_none() && art_of(c).is_none();
         if orphan {
             let pushed = c.n(attr::PUSHED_AT).unwrap_or(0);
-            let art = keys::art(pushed, child);
+            let art = keys::art(pushed.saturating_mul(1000), child);
             ops.push(art_entry(&repo_pk, art.clone(), child));
             set.insert(attr::ART.to_owned(), Attr::S(art));
             delta += 1;

@@ -70,15 +70,18 @@ pub mod attr {
     pub const DESCRIPTION: &str = "desc";
     /// Accessory entry: its type.
     pub const TYPE: &str = "type";
+    /// Label record: how many artifacts carry the label.
+    pub const LABEL_REFS: &str = "refs";
 }
 
 pub const ART_PREFIX: &str = "ART#";
 pub const ACC_PREFIX: &str = "ACC#";
 pub const LABEL_PREFIX: &str = "LABEL#";
 
-/// Sort key of a top-level artifact's index entry: newest push first.
-pub fn art(pushed: i64, digest: &Digest) -> String {
-    format!("{ART_PREFIX}{:020}#{digest}", i64::MAX - pushed.max(0))
+/// Sort key of a top-level artifact's index entry: newest push first
+/// (`pushed_ms` in epoch milliseconds).
+pub fn art(pushed_ms: i64, digest: &Digest) -> String {
+    format!("{ART_PREFIX}{:020}#{digest}", i64::MAX - pushed_ms.max(0))
 }
 
 /// The digest an `ART#` sort key names.
@@ -102,6 +105,26 @@ pub fn artifact_label(digest: &Digest, label_id: i64) -> String {
 
 pub fn artifact_label_prefix(digest: &Digest) -> String {
     format!("{LABEL_PREFIX}{digest}#")
+}
+
+/// A label's record (kept by `iam::labels`); `refs` counts its attachments.
+pub fn label_record(id: i64) -> String {
+    format!("LABEL#{id}")
+}
+
+/// A label's reverse index of attachments: one entry per artifact.
+pub fn label_refs(id: i64) -> String {
+    format!("LABELREF#{id}")
+}
+
+/// The reverse-index entry of an attachment to `digest` in `repo`.
+pub fn label_ref_entry(repo: &RepoName, digest: &Digest) -> String {
+    format!("{repo}@{digest}")
+}
+
+/// The label id an attachment's sort key names.
+pub fn artifact_label_id(sk: &str) -> Option<i64> {
+    sk.rsplit('#').next()?.parse().ok()
 }
 
 /// The project name of the statistics item counting every repository.

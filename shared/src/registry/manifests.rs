@@ -542,7 +542,7 @@ impl Registry {
 
 /// Writes that point `tag` at `digest`, replacing its previous target only
 /// if nobody moved it since it was read.
-fn tag_ops(
+pub(super) fn tag_ops(
     repo: &RepoName,
     tag: &Tag,
     digest: &Digest,

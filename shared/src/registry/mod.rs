@@ -7,6 +7,7 @@
 
 pub mod artifacts;
 mod blobs;
+pub mod catalog;
 pub mod keys;
 mod listing;
 mod manifests;
@@ -126,11 +127,18 @@ pub struct Registry {
     kv: Arc<dyn Kv>,
     blobs: Arc<dyn BlobStore>,
     opts: RegistryOptions,
+    /// Pulls counted in memory until written in a batch.
+    pulls: catalog::SharedPulls,
 }
 
 impl Registry {
     pub fn new(kv: Arc<dyn Kv>, blobs: Arc<dyn BlobStore>, opts: RegistryOptions) -> Self {
-        Self { kv, blobs, opts }
+        Self {
+            kv,
+            blobs,
+            opts,
+            pulls: Default::default(),
+        }
     }
 
     pub fn kv(&self) -> &Arc<dyn Kv> {

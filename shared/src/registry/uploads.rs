@@ -395,6 +395,7 @@ impl Registry {
                 range: SkRange::Between(String::new(), bound.clone()),
                 limit: 100,
                 after: None,
+                reverse: false,
             };
             loop {
                 let page = self.kv.query(&q).await?;

@@ -101,7 +101,10 @@ pub mod kv {
         kv.write(op(2, "a")).await.unwrap();
         kv.write(op(-1, "b")).await.unwrap();
         let got = kv.get(&pk, "c").await.unwrap().unwrap();
-        assert_eq!((got.n("n"), got.s("first"), got.s("last")), (Some(1), Some("a"), Some("b")));
+        assert_eq!(
+            (got.n("n"), got.s("first"), got.s("last")),
+            (Some(1), Some("a"), Some("b"))
+        );
         // Concurrent increments all count.
         let mut tasks = Vec::new();
         for _ in 0..16 {
@@ -134,6 +137,46 @@ pub mod kv {
             Err(KvError::ConditionFailed { .. })
         ));
         assert_eq!(kv.get(&pk, "absent").await.unwrap(), None);
+    }
+
+    pub async fn reverse_queries_page_downwards(kv: Arc<dyn Kv>) {
+        let pk = unique("T");
+        for sk in ["a#1", "a#2", "a#3", "a#4", "b#1"] {
+            kv.write(WriteOp::put(item(&pk, sk, 1))).await.unwrap();
+        }
+        let mut q = Query::prefix(pk.clone(), "a#", 3).reversed();
+        let first = kv.query(&q).await.unwrap();
+        let sks: Vec<&str> = first.items.iter().map(|i| i.sk.as_str()).collect();
+        assert_eq!(sks, ["a#4", "a#3", "a#2"]);
+        q.after = first.next.clone();
+        assert_eq!(q.after.as_deref(), Some("a#2"));
+        let second = kv.query(&q).await.unwrap();
+        let sks: Vec<&str> = second.items.iter().map(|i| i.sk.as_str()).collect();
+        assert_eq!(sks, ["a#1"]);
+        assert!(
+            second.next.is_none()
+                || kv
+                    .query(&Query {
+                        after: second.next,
+                        ..q.clone()
+                    })
+                    .await
+                    .unwrap()
+                    .items
+                    .is_empty()
+        );
+        let all = kv
+            .query(&Query {
+                pk: pk.clone(),
+                range: SkRange::All,
+                limit: 10,
+                after: None,
+                reverse: true,
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.items.first().map(|i| i.sk.as_str()), Some("b#1"));
+        assert_eq!(all.items.len(), 5);
     }
 
     pub async fn update_sets_attributes_only_on_existing_items(kv: Arc<dyn Kv>) {
@@ -253,6 +296,7 @@ pub mod kv {
             range: SkRange::Between("TAG#05".into(), "TAG#07".into()),
             limit: 100,
             after: None,
+            reverse: false,
         };
         let got: Vec<_> = kv
             .query(&between)
@@ -270,6 +314,7 @@ pub mod kv {
             range: SkRange::Between(String::new(), "TAG#01".into()),
             limit: 100,
             after: None,
+            reverse: false,
         };
         let got: Vec<_> = kv.query(&up_to).await.unwrap().items;
         let got: Vec<_> = got.into_iter().map(|i| i.sk).collect();
@@ -319,6 +364,7 @@ pub mod kv {
                 range: SkRange::All,
                 limit: 10,
                 after: None,
+                reverse: false,
             })
             .await
             .unwrap();
@@ -616,6 +662,7 @@ macro_rules! kv_contract {
             put_then_get_round_trips_every_attribute_kind, conditional_put_refuses_existing_item,
             version_equality_guards_replacement, delete_with_numeric_condition,
             update_sets_attributes_only_on_existing_items, upsert_counts_without_lost_updates,
+            reverse_queries_page_downwards,
             transaction_is_all_or_nothing,
             transaction_limits_match_dynamodb, query_pages_by_prefix_in_order,
             batch_get_answers_in_key_order, expired_items_are_invisible,

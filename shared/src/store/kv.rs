@@ -251,6 +251,8 @@ pub struct Query {
     pub limit: usize,
     /// Resume after this sort key (exclusive): the previous page's `next`.
     pub after: Option<String>,
+    /// Descending sort-key order (`after` then continues downwards).
+    pub reverse: bool,
 }
 
 impl Query {
@@ -260,7 +262,15 @@ impl Query {
             range: SkRange::Prefix(prefix.into()),
             limit,
             after: None,
+            reverse: false,
         }
+    }
+
+    /// The same query in descending sort-key order.
+    #[must_use]
+    pub fn reversed(mut self) -> Self {
+        self.reverse = true;
+        self
     }
 }
 

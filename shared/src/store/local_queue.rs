@@ -63,6 +63,7 @@ impl Queue for LocalQueue {
             range: SkRange::Between(String::new(), format!("{now:020}~")),
             limit: max.max(1),
             after: None,
+            reverse: false,
         };
         let page = self.kv.query(&q).await.map_err(backend)?;
         let hidden_until = now + self.visibility.as_millis() as i64;

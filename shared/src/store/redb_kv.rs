@@ -91,30 +91,62 @@ impl Kv for RedbKv {
         };
         let limit = q.limit.max(1);
         let mut page = Page::default();
+        let mut take = |sk: &str, v: &[u8]| -> Result<bool, KvError> {
+            if q.after.as_deref() == Some(sk) || !q.range.contains(sk) {
+                return Ok(true);
+            }
+            let item = decode(&q.pk, sk, v)?;
+            if item.expired_at(now) {
+                return Ok(true);
+            }
+            if page.items.len() == limit {
+                page.next = page.items.last().map(|i| i.sk.clone());
+                return Ok(false);
+            }
+            page.items.push(item);
+            Ok(true)
+        };
+        if q.reverse {
+            // Downwards from `after` (exclusive), or from the range's top.
+            let (low, high): (String, Option<String>) = match &q.range {
+                SkRange::All => (String::new(), None),
+                SkRange::Prefix(p) => (p.clone(), Some(format!("{p}\u{10FFFF}"))),
+                SkRange::Between(a, b) => (a.clone(), Some(b.clone())),
+            };
+            let high = match (&q.after, high) {
+                (Some(a), _) => Some(a.clone()),
+                (None, h) => h,
+            };
+            let lower = (q.pk.as_str(), low.as_str());
+            let iter = match &high {
+                Some(h) => t.range(lower..=(q.pk.as_str(), h.as_str())),
+                None => t.range(lower..),
+            }
+            .map_err(backend)?;
+            for entry in iter.rev() {
+                let (k, v) = entry.map_err(backend)?;
+                let (pk, sk) = k.value();
+                if pk != q.pk {
+                    continue;
+                }
+                if !take(sk, v.value())? {
+                    break;
+                }
+            }
+            return Ok(page);
+        }
         for entry in t.range((q.pk.as_str(), start)..).map_err(backend)? {
             let (k, v) = entry.map_err(backend)?;
             let (pk, sk) = k.value();
             if pk != q.pk {
                 break;
             }
-            if q.after.as_deref() == Some(sk) {
-                continue;
-            }
-            if !q.range.contains(sk) {
-                if sk > start && !matches!(q.range, SkRange::All) {
-                    break;
-                }
-                continue;
-            }
-            let item = decode(pk, sk, v.value())?;
-            if item.expired_at(now) {
-                continue;
-            }
-            if page.items.len() == limit {
-                page.next = page.items.last().map(|i| i.sk.clone());
+            if !q.range.contains(sk) && sk > start && !matches!(q.range, SkRange::All) {
                 break;
             }
-            page.items.push(item);
+            if !take(sk, v.value())? {
+                break;
+            }
         }
         Ok(page)
     }

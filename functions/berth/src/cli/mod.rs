@@ -1,4 +1,4 @@
-//! The operator CLI: `berth user|project|robot …` over the Harbor-compatible
+//! The operator CLI: `berth user|project|robot|repo|artifact|label …` over the Harbor-compatible
 //! REST API (`/api/v2.0`) of a running Berth (or Harbor) server.
 //!
 //! Every command authenticates with HTTP Basic auth as `--username`
@@ -8,10 +8,13 @@
 //! of the machine. Passwords for new users and password changes come the
 //! same way from `BERTH_NEW_PASSWORD` (see [`prompt`]).
 
+mod artifact;
 mod client;
 mod error;
+mod label;
 mod project;
 mod prompt;
+mod repo;
 mod robot;
 mod table;
 mod user;
@@ -37,6 +40,12 @@ pub(crate) enum ApiCommand {
     Project(ProjectArgs),
     /// Manage robot accounts (through the server's Harbor API).
     Robot(RobotArgs),
+    /// Manage repositories (through the server's Harbor API).
+    Repo(RepoArgs),
+    /// Manage artifacts, their tags and labels (through the server's Harbor API).
+    Artifact(ArtifactArgs),
+    /// Manage labels (through the server's Harbor API).
+    Label(LabelArgs),
 }
 
 #[derive(Args)]
@@ -61,6 +70,30 @@ pub(crate) struct RobotArgs {
     conn: Connection,
     #[command(subcommand)]
     command: robot::RobotCommand,
+}
+
+#[derive(Args)]
+pub(crate) struct RepoArgs {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(subcommand)]
+    command: repo::RepoCommand,
+}
+
+#[derive(Args)]
+pub(crate) struct ArtifactArgs {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(subcommand)]
+    command: artifact::ArtifactCommand,
+}
+
+#[derive(Args)]
+pub(crate) struct LabelArgs {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(subcommand)]
+    command: label::LabelCommand,
 }
 
 /// Where the server is and who is asking. There is deliberately no
@@ -161,6 +194,18 @@ pub(crate) async fn run(command: &ApiCommand) -> ExitCode {
         },
         ApiCommand::Robot(a) => match Ctx::connect(&a.conn) {
             Ok(ctx) => robot::run(&ctx, &a.command).await,
+            Err(e) => Err(e),
+        },
+        ApiCommand::Repo(a) => match Ctx::connect(&a.conn) {
+            Ok(ctx) => repo::run(&ctx, &a.command).await,
+            Err(e) => Err(e),
+        },
+        ApiCommand::Artifact(a) => match Ctx::connect(&a.conn) {
+            Ok(ctx) => artifact::run(&ctx, &a.command).await,
+            Err(e) => Err(e),
+        },
+        ApiCommand::Label(a) => match Ctx::connect(&a.conn) {
+            Ok(ctx) => label::run(&ctx, &a.command).await,
             Err(e) => Err(e),
         },
     };

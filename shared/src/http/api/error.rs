@@ -128,3 +128,29 @@ impl From<KvError> for ApiError {
 
 /// The result of a management API handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<crate::registry::RegistryError> for ApiError {
+    fn from(e: crate::registry::RegistryError) -> Self {
+        use crate::registry::RegistryError as R;
+        match e {
+            R::ManifestUnknown => ApiError::not_found("artifact not found"),
+            R::NameUnknown => ApiError::not_found("repository not found"),
+            R::BlobUnknown(d) | R::ManifestBlobUnknown(d) => {
+                ApiError::not_found(format!("blob {d} not found in the repository"))
+            }
+            R::Busy => {
+                ApiError::conflict("too many concurrent changes to the same item; try again")
+            }
+            R::Kv(k) => k.into(),
+            e @ (R::ManifestInvalid(_)
+            | R::DigestInvalid(_)
+            | R::DescriptorMismatch(_)
+            | R::BadParameter(_)
+            | R::Unsupported(_)
+            | R::ManifestTooLarge { .. }
+            | R::SizeInvalid(_)
+            | R::ManifestNotAcceptable(_)) => ApiError::bad_request(e.to_string()),
+            e => ApiError::internal(e.to_string()),
+        }
+    }
+}

@@ -9,15 +9,18 @@
 //! check permissions with [`crate::iam::grant::allows`]. Errors take
 //! Harbor's shape through [`ApiError`].
 
+mod artifacts;
 mod audit_logs;
 mod configurations;
 mod error;
-mod labels; // TEMP(labels helper)
+mod labels;
 mod members;
+mod openapi;
 mod projects;
 mod query;
+mod repositories;
 mod robots;
-mod search; // TEMP(labels helper)
+mod search;
 mod session;
 mod users;
 
@@ -29,7 +32,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, any, get, post, put};
+use axum::routing::{MethodRouter, any, delete, get, post, put};
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
@@ -61,71 +64,14 @@ pub fn api_router(iam: Arc<Iam>, registry: Registry, public_url: Option<String>)
         registry,
         public_url,
     });
-    let routes: [(&str, MethodRouter<Shared>); 17] = [
-        ("/api/v2.0/ping", get(ping)),
-        (
-            "/api/v2.0/configurations",
-            get(configurations::get).put(configurations::put),
-        ),
-        ("/api/v2.0/systeminfo", get(systeminfo)),
-        ("/api/v2.0/users", post(users::create).get(users::list)),
-        ("/api/v2.0/users/current", get(users::current)),
-        ("/api/v2.0/users/search", get(users::search)),
-        (
-            "/api/v2.0/users/{user_id}",
-            get(users::get_one).put(users::update).delete(users::delete),
-        ),
-        ("/api/v2.0/users/{user_id}/password", put(users::password)),
-        ("/api/v2.0/users/{user_id}/sysadmin", put(users::sysadmin)),
-        (
-            "/api/v2.0/projects",
-            post(projects::create)
-                .get(projects::list)
-                .head(projects::head_by_name),
-        ),
-        (
-            "/api/v2.0/projects/{project_name_or_id}",
-            get(projects::get_one)
-                .put(projects::update)
-                .delete(projects::delete),
-        ),
-        (
-            "/api/v2.0/projects/{project_name_or_id}/members",
-            get(members::list).post(members::create),
-        ),
-        (
-            "/api/v2.0/projects/{project_name_or_id}/members/{mid}",
-            get(members::get_one)
-                .put(members::update)
-                .delete(members::delete),
-        ),
-        (
-            "/api/v2.0/projects/{project_name}/logs",
-            get(audit_logs::project_logs),
-        ),
-        ("/api/v2.0/audit-logs", get(audit_logs::all_logs)),
-        ("/api/v2.0/robots", post(robots::create).get(robots::list)),
-        (
-            "/api/v2.0/robots/{robot_id}",
-            get(robots::get_one)
-                .put(robots::update)
-                .delete(robots::delete)
-                .patch(robots::refresh),
-        ),
-    ];
     let mut api = Router::new();
-    // TEMP(labels helper): merged routes
-    for (path, handler) in routes
-        .into_iter()
-        .chain(labels::routes())
-        .chain(search::routes())
-    {
+    for (path, handler) in routes() {
         // Every known path answers other methods with Harbor's 405 body,
         // and is also served with a trailing slash (Harbor's clients call
         // some paths so).
         let handler = handler.fallback(method_not_allowed);
         api = api
-            .route(path, handler.clone())
+            .route(&path, handler.clone())
             .route(&format!("{path}/"), handler);
     }
     // Unknown paths under the API: Harbor's 404 (a route, not a fallback,
@@ -138,6 +84,172 @@ pub fn api_router(iam: Arc<Iam>, registry: Registry, public_url: Option<String>)
         .route("/c/login", post(session::login))
         .route("/c/log_out", get(session::logout));
     api.merge(portal).with_state(ctx)
+}
+
+/// Prefix of a repository's paths.
+const REPO: &str = "/api/v2.0/projects/{project_name}/repositories/{repository_name}";
+/// Prefix of an artifact's paths.
+const ART: &str =
+    "/api/v2.0/projects/{project_name}/repositories/{repository_name}/artifacts/{reference}";
+
+/// Every `/api/v2.0` route with its handlers.
+fn routes() -> Vec<(String, MethodRouter<Shared>)> {
+    let mut routes: Vec<(String, MethodRouter<Shared>)> = vec![
+        ("/api/v2.0/ping".into(), get(ping)),
+        ("/api/v2.0/openapi.json".into(), get(openapi::document)),
+        ("/api/v2.0/swagger.json".into(), get(openapi::document)),
+        (
+            "/api/v2.0/configurations".into(),
+            get(configurations::get).put(configurations::put),
+        ),
+        ("/api/v2.0/systeminfo".into(), get(systeminfo)),
+        (
+            "/api/v2.0/users".into(),
+            post(users::create).get(users::list),
+        ),
+        ("/api/v2.0/users/current".into(), get(users::current)),
+        ("/api/v2.0/users/search".into(), get(users::search)),
+        (
+            "/api/v2.0/users/{user_id}".into(),
+            get(users::get_one).put(users::update).delete(users::delete),
+        ),
+        (
+            "/api/v2.0/users/{user_id}/password".into(),
+            put(users::password),
+        ),
+        (
+            "/api/v2.0/users/{user_id}/sysadmin".into(),
+            put(users::sysadmin),
+        ),
+        (
+            "/api/v2.0/projects".into(),
+            post(projects::create)
+                .get(projects::list)
+                .head(projects::head_by_name),
+        ),
+        (
+            "/api/v2.0/projects/{project_name_or_id}".into(),
+            get(projects::get_one)
+                .put(projects::update)
+                .delete(projects::delete),
+        ),
+        (
+            "/api/v2.0/projects/{project_name_or_id}/members".into(),
+            get(members::list).post(members::create),
+        ),
+        (
+            "/api/v2.0/projects/{project_name_or_id}/members/{mid}".into(),
+            get(members::get_one)
+                .put(members::update)
+                .delete(members::delete),
+        ),
+        (
+            "/api/v2.0/projects/{project_name}/logs".into(),
+            get(audit_logs::project_logs),
+        ),
+        ("/api/v2.0/audit-logs".into(), get(audit_logs::all_logs)),
+        (
+            "/api/v2.0/robots".into(),
+            post(robots::create).get(robots::list),
+        ),
+        (
+            "/api/v2.0/robots/{robot_id}".into(),
+            get(robots::get_one)
+                .put(robots::update)
+                .delete(robots::delete)
+                .patch(robots::refresh),
+        ),
+        ("/api/v2.0/repositories".into(), get(repositories::list_all)),
+        (
+            "/api/v2.0/projects/{project_name}/repositories".into(),
+            get(repositories::list_in_project),
+        ),
+        (
+            REPO.into(),
+            get(repositories::get_one)
+                .put(repositories::update)
+                .delete(repositories::delete),
+        ),
+        (
+            format!("{REPO}/artifacts"),
+            get(artifacts::list).post(artifacts::copy),
+        ),
+        (
+            ART.into(),
+            get(artifacts::get_one).delete(artifacts::delete),
+        ),
+        (
+            format!("{ART}/tags"),
+            get(artifacts::list_tags).post(artifacts::create_tag),
+        ),
+        (
+            format!("{ART}/tags/{{tag_name}}"),
+            delete(artifacts::delete_tag),
+        ),
+        (
+            format!("{ART}/accessories"),
+            get(artifacts::list_accessories),
+        ),
+        (
+            format!("{ART}/additions/{{addition}}"),
+            get(artifacts::addition),
+        ),
+        (format!("{ART}/labels"), post(artifacts::add_label)),
+        (
+            format!("{ART}/labels/{{label_id}}"),
+            delete(artifacts::remove_label),
+        ),
+    ];
+    for (path, handler) in labels::routes().into_iter().chain(search::routes()) {
+        routes.push((path.to_owned(), handler));
+    }
+    routes
+}
+
+/// Every `/api/v2.0` route and the methods it answers (what the OpenAPI
+/// document's drift test compares with): each path is probed with each
+/// method, anonymously, over throwaway storage; a method the route lacks
+/// answers 405.
+#[cfg(test)]
+pub(crate) fn route_table() -> Vec<(String, Vec<&'static str>)> {
+    use tower::ServiceExt as _;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (kv, blobs) = crate::store::open_local(dir.path()).await.expect("store");
+        let registry = Registry::new(kv.clone(), blobs, Default::default());
+        let iam = Arc::new(Iam::new(kv, None, "berth-registry"));
+        let router = api_router(iam, registry, None);
+        let mut out = Vec::new();
+        for (path, _) in routes() {
+            let uri = path
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            let mut methods = Vec::new();
+            for m in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] {
+                let req = axum::http::Request::builder()
+                    .method(m)
+                    .uri(&uri)
+                    .body(axum::body::Body::empty())
+                    .expect("request");
+                let status = router
+                    .clone()
+                    .oneshot(req)
+                    .await
+                    .map_or(StatusCode::METHOD_NOT_ALLOWED, |r| r.status());
+                if status != StatusCode::METHOD_NOT_ALLOWED {
+                    methods.push(m);
+                }
+            }
+            out.push((path, methods));
+        }
+        out
+    })
 }
 
 async fn method_not_allowed() -> ApiError {

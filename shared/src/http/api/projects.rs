@@ -66,7 +66,7 @@ pub(crate) async fn find(
 
 /// Whether the caller may see a project at all (a robot with any
 /// permission in it does).
-fn visible(caller: &Caller, pa: &ProjectAccess) -> bool {
+pub(crate) fn visible(caller: &Caller, pa: &ProjectAccess) -> bool {
     if allows(&caller.principal, pa, Resource::SelfProject, Action::Read) {
         return true;
     }

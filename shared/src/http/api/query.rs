@@ -67,11 +67,15 @@ impl Params {
                 }),
             }
         };
-        let page = num("page", 1)?.max(1);
+        let page = match num("page", 1)? {
+            0 => return Err(ApiError::bad_request("page must be at least 1")),
+            n => n,
+        };
         let size = match num("page_size", 10)? {
-            0 => 10,
-            n if n > 100 => {
-                return Err(ApiError::bad_request("page_size must be at most 100"));
+            n if n == 0 || n > 100 => {
+                return Err(ApiError::bad_request(format!(
+                    "page_size must be between 1 and 100, not {n}"
+                )));
             }
             n => n,
         };
@@ -121,6 +125,11 @@ pub(crate) fn parse_q(q: &str) -> ApiResult<Vec<(String, QVal)>> {
     for (i, c) in q.char_indices() {
         match c {
             '[' | '{' | '(' => depth += 1,
+            ']' | '}' | ')' if depth == 0 => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid query {q:?}: {c:?} closes nothing"
+                )));
+            }
             ']' | '}' | ')' => depth -= 1,
             ',' if depth == 0 => {
                 parts.push(&q[start..i]);
@@ -128,6 +137,11 @@ pub(crate) fn parse_q(q: &str) -> ApiResult<Vec<(String, QVal)>> {
             }
             _ => {}
         }
+    }
+    if depth != 0 {
+        return Err(ApiError::bad_request(format!(
+            "invalid query {q:?}: unbalanced brackets"
+        )));
     }
     parts.push(&q[start..]);
     let mut out = Vec::new();
@@ -188,10 +202,14 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 fn page_link(uri: &Uri, paging: Paging, page: usize) -> String {
+    page_link_with(uri, paging, page, None)
+}
+
+fn page_link_with(uri: &Uri, paging: Paging, page: usize, cursor: Option<&str>) -> String {
     let mut q: Vec<String> = Params::of(uri)
         .0
         .into_iter()
-        .filter(|(k, _)| k != "page" && k != "page_size")
+        .filter(|(k, _)| k != "page" && k != "page_size" && k != "cursor")
         .map(|(k, v)| {
             format!(
                 "{}={}",
@@ -202,7 +220,146 @@ fn page_link(uri: &Uri, paging: Paging, page: usize) -> String {
         .collect();
     q.push(format!("page={page}"));
     q.push(format!("page_size={}", paging.size));
+    if let Some(c) = cursor {
+        q.push(format!("cursor={c}"));
+    }
     format!("<{}?{}>", uri.path(), q.join("&"))
+}
+
+// ---- cursor paging ------------------------------------------------------------
+
+/// A page cursor as it travels in a `Link` URL: the sort key to continue
+/// after, base64url-encoded (opaque to clients).
+pub(crate) fn encode_cursor(sk: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sk)
+}
+
+impl Params {
+    /// The `cursor` of a `Link` URL, checked to belong to this listing
+    /// (its sort keys start with `prefix`).
+    pub(crate) fn cursor(&self, prefix: &str) -> ApiResult<Option<String>> {
+        use base64::Engine as _;
+        let Some(c) = self.get("cursor") else {
+            return Ok(None);
+        };
+        let bad =
+            || ApiError::bad_request("invalid cursor: follow the Link header's URLs as given");
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(c)
+            .map_err(|_| bad())?;
+        let sk = String::from_utf8(raw).map_err(|_| bad())?;
+        if sk.starts_with(prefix) && sk.len() <= 1024 {
+            Ok(Some(sk))
+        } else {
+            Err(bad())
+        }
+    }
+
+    /// The `sort` parameter, one of `allowed` (the first is the default).
+    pub(crate) fn sort(&self, allowed: &[&'static str]) -> ApiResult<&'static str> {
+        let Some(v) = self.get("sort") else {
+            return Ok(allowed.first().copied().unwrap_or_default());
+        };
+        let v = v.trim();
+        allowed.iter().copied().find(|a| *a == v).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "cannot sort by {v:?} here; supported: {}",
+                allowed.join(", ")
+            ))
+        })
+    }
+
+    /// The `q` filter, refusing keys other than `known`.
+    pub(crate) fn q_of(&self, known: &[&str]) -> ApiResult<Vec<(String, QVal)>> {
+        let q = self.q()?;
+        if let Some((k, _)) = q.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            return Err(ApiError::bad_request(format!(
+                "cannot filter by {k:?} here; supported: {}",
+                known.join(", ")
+            )));
+        }
+        Ok(q)
+    }
+}
+
+/// One page of a cursor-paged listing: `fetch(cursor, n)` answers at most
+/// `n` entries after `cursor` and the cursor after them (None at the end;
+/// it may answer fewer while more follow). Without a cursor, the pages
+/// before `paging.page` are walked over first. Returns the page, the next
+/// cursor and how many entries came before the page.
+pub(crate) async fn cursor_page<T, F, Fut>(
+    paging: Paging,
+    cursor: Option<String>,
+    fetch: F,
+) -> ApiResult<(Vec<T>, Option<String>, usize)>
+where
+    F: Fn(Option<String>, usize) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<(Vec<T>, Option<String>)>>,
+{
+    let mut cursor = cursor;
+    let mut before = 0;
+    if cursor.is_none() {
+        let skip = paging.skip();
+        while before < skip {
+            let (items, next) = fetch(cursor.take(), (skip - before).min(100)).await?;
+            before += items.len();
+            match next {
+                Some(n) => cursor = Some(n),
+                None => return Ok((Vec::new(), None, before)),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    loop {
+        let (items, next) = fetch(cursor.take(), paging.size - out.len()).await?;
+        out.extend(items);
+        match next {
+            Some(n) if out.len() < paging.size => cursor = Some(n),
+            next => return Ok((out, next, before)),
+        }
+    }
+}
+
+/// A cursor-paged list with `X-Total-Count` and `Link` headers. `total`
+/// is the exact count when known (a counter read); for a filtered list
+/// it is what was seen, plus one while more may follow.
+pub(crate) fn cursor_page_response<T: Serialize>(
+    uri: &Uri,
+    paging: Paging,
+    total: Option<usize>,
+    before: usize,
+    items: &[T],
+    next: Option<&str>,
+) -> Response {
+    let seen = before + items.len();
+    let total = match total {
+        Some(t) => t.max(seen),
+        None if next.is_some() => seen + 1,
+        None => seen,
+    };
+    let mut resp = axum::Json(items).into_response();
+    let h = resp.headers_mut();
+    h.insert("x-total-count", HeaderValue::from(total));
+    let mut links = Vec::new();
+    if paging.page > 1 {
+        links.push(format!(
+            "{}; rel=\"prev\"",
+            page_link(uri, paging, paging.page - 1)
+        ));
+    }
+    if let Some(n) = next {
+        links.push(format!(
+            "{}; rel=\"next\"",
+            page_link_with(uri, paging, paging.page + 1, Some(&encode_cursor(n)))
+        ));
+    }
+    if !links.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&links.join(" , "))
+    {
+        h.insert("link", v);
+    }
+    resp
 }
 
 /// A JSON list page with Harbor's `X-Total-Count` and `Link` headers.

@@ -452,6 +452,7 @@ impl Kv for DynamoKv {
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values())
             .set_exclusive_start_key(start)
+            .scan_index_forward(!q.reverse)
             .limit(q.limit.clamp(1, i32::MAX as usize) as i32)
             .consistent_read(true)
             .send()
