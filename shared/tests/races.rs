@@ -484,6 +484,161 @@ async fn a_failed_chunk_leaves_nothing_behind(app: TestApp) {
     assert_serves(&app, &r, &d, &good).await;
 }
 
+/// An index body over the given child manifests (amd64 platform each).
+fn index_of(children: &[(&[u8], &str)]) -> Vec<u8> {
+    let manifests: Vec<_> = children
+        .iter()
+        .map(|(m, d)| {
+            serde_json::json!({"mediaType": OCI_MANIFEST, "digest": d, "size": m.len(),
+                "platform": {"architecture": "amd64", "os": "linux"}})
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests,
+    }))
+    .unwrap()
+}
+
+/// Indexes adopting shared children while children are pushed again,
+/// tagged and deleted, and indexes deleted: afterwards the repository's
+/// artifact count is exactly its top-level artifacts, each manifest's
+/// parent count is the number of indexes listing it, and a manifest is
+/// top-level exactly when nothing lists it. Several rounds.
+async fn artifact_counts_stay_exact_under_racing_pushes_and_deletes(app: TestApp) {
+    let r = repo("counts");
+    let name: berth::oci::RepoName = r.parse().unwrap();
+    let reg = app.registry.clone();
+    for round in 0..3u8 {
+        // Eight images pushed at once.
+        let pushes: Vec<_> = (0..8)
+            .map(|i| {
+                let app = &app;
+                let r = &r;
+                async move { app.push_image(r, &format!("c{i}-{round}"), &format!("{round}-{i}")).await }
+            })
+            .collect();
+        let images: Vec<(Vec<u8>, String)> = futures_util::future::join_all(pushes).await;
+        let child = |i: usize| (images[i].0.as_slice(), images[i].1.as_str());
+        let idx = [
+            index_of(&[child(0), child(1), child(2)]),
+            index_of(&[child(1), child(2), child(3), child(1)]),
+            index_of(&[child(3), child(4)]),
+        ];
+        // Indexes adopting overlapping children, racing a child delete, a
+        // child pushed again under another tag and one index's delete.
+        let mut reqs: Vec<(Method, String, Vec<u8>)> = idx
+            .iter()
+            .enumerate()
+            .map(|(k, body)| {
+                (
+                    Method::PUT,
+                    format!("/v2/{r}/manifests/idx{k}-{round}"),
+                    body.clone(),
+                )
+            })
+            .collect();
+        reqs.push((
+            Method::DELETE,
+            format!("/v2/{r}/manifests/{}", images[5].1),
+            Vec::new(),
+        ));
+        reqs.push((
+            Method::DELETE,
+            format!("/v2/{r}/manifests/{}", images[3].1),
+            Vec::new(),
+        ));
+        reqs.push((
+            Method::PUT,
+            format!("/v2/{r}/manifests/again-{round}"),
+            images[6].0.clone(),
+        ));
+        reqs.push((
+            Method::PUT,
+            format!("/v2/{r}/manifests/again0-{round}"),
+            images[0].0.clone(),
+        ));
+        let rs = all_at_once_typed(&app, reqs).await;
+        assert_no_server_error(&rs);
+        // Then one index goes while another adopts a child of it.
+        let d0 = digest(&idx[0]);
+        let rs = all_at_once_typed(
+            &app,
+            vec![
+                (Method::DELETE, format!("/v2/{r}/manifests/{d0}"), Vec::new()),
+                (
+                    Method::PUT,
+                    format!("/v2/{r}/manifests/idx3-{round}"),
+                    index_of(&[child(2), child(7)]),
+                ),
+            ],
+        )
+        .await;
+        assert_no_server_error(&rs);
+        check_counts(&reg, &name).await;
+    }
+}
+
+/// Sends requests at once with their content types (manifests by body).
+async fn all_at_once_typed(app: &TestApp, reqs: Vec<(Method, String, Vec<u8>)>) -> Vec<Resp> {
+    let futs = reqs.into_iter().map(|(m, path, body)| {
+        let ct = if body.windows(OCI_INDEX.len()).any(|w| w == OCI_INDEX.as_bytes()) {
+            OCI_INDEX
+        } else {
+            OCI_MANIFEST
+        };
+        async move { app.send(m, &path, &[("content-type", ct)], body).await }
+    });
+    futures_util::future::join_all(futs).await
+}
+
+/// The invariants of the artifact bookkeeping, read back from storage.
+async fn check_counts(reg: &berth::registry::Registry, name: &berth::oci::RepoName) {
+    use berth::registry::catalog::Order;
+    let listed = reg
+        .artifacts(name, Order::default(), 10_000, &|_| true)
+        .await
+        .unwrap();
+    let count = reg.artifact_count(name).await.unwrap();
+    assert_eq!(
+        usize::try_from(count).unwrap(),
+        listed.items.len(),
+        "the counter must equal the listed top-level artifacts"
+    );
+    // Every manifest of the repository, with what lists it.
+    let kv = reg.kv();
+    let pk = format!("REPO#{name}");
+    let mut q = berth::store::Query::prefix(pk.clone(), "MANIFEST#", 1000);
+    let mut manifests = Vec::new();
+    loop {
+        let page = kv.query(&q).await.unwrap();
+        manifests.extend(page.items);
+        match page.next {
+            Some(n) => q.after = Some(n),
+            None => break,
+        }
+    }
+    let mut listed_by: std::collections::HashMap<String, i64> = Default::default();
+    for m in &manifests {
+        let body: serde_json::Value =
+            serde_json::from_slice(m.b("bytes").unwrap_or_default()).unwrap_or_default();
+        let mut seen = std::collections::HashSet::new();
+        for c in body["manifests"].as_array().into_iter().flatten() {
+            let d = c["digest"].as_str().unwrap().to_owned();
+            if seen.insert(d.clone()) {
+                *listed_by.entry(d).or_default() += 1;
+            }
+        }
+    }
+    let top: std::collections::HashSet<String> =
+        listed.items.iter().map(|a| a.digest.to_string()).collect();
+    for m in &manifests {
+        let d = m.sk.trim_start_matches("MANIFEST#").to_owned();
+        let parents = listed_by.get(&d).copied().unwrap_or(0);
+        assert_eq!(m.n("parents").unwrap_or(0), parents, "parents of {d}");
+        assert_eq!(top.contains(&d), parents == 0, "{d} is top-level exactly when nothing lists it");
+    }
+}
+
 macro_rules! races {
     ($($name:ident $(($arg:expr))?),+ $(,)?) => {
         mod embedded {
@@ -520,6 +675,7 @@ races!(
     concurrent_pushes_of_one_tag_all_succeed,
     expired_sessions_are_swept_with_their_data,
     a_failed_chunk_leaves_nothing_behind,
+    artifact_counts_stay_exact_under_racing_pushes_and_deletes,
 );
 
 /// The same finisher races with multipart uploads (bytes beyond one part).
