@@ -428,3 +428,35 @@ async fn authorized_pulls_read_no_identity_records() {
         assert_eq!(c.service("S3"), 0, "{c:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_counts_cost_no_write_per_pull() {
+    let a = aws_app().await;
+    let r = repo("pulls");
+    let (_, d) = a.push_image(&r, "v1", "pulls").await;
+    a.calls.reset();
+    for _ in 0..30 {
+        let resp = a.get(&format!("/v2/{r}/manifests/v1")).await;
+        assert_eq!(resp.status, StatusCode::OK);
+    }
+    let pulled = Calls(a.calls.snapshot());
+    let writes = pulled.op("DynamoDB.UpdateItem")
+        + pulled.op("DynamoDB.PutItem")
+        + pulled.op("DynamoDB.TransactWriteItems");
+    assert_eq!(writes, 0, "30 pulls: {pulled:?}");
+    // The gathered counts go out in one batch: one update for the
+    // artifact's pull time, one for the repository's count.
+    a.calls.reset();
+    a.registry.flush_pulls().await;
+    let flushed = Calls(a.calls.snapshot());
+    assert_eq!(flushed.op("DynamoDB.UpdateItem"), 2, "{flushed:?}");
+    let name: berth::oci::RepoName = r.parse().unwrap();
+    let rec = a.registry.repository(&name).await.unwrap().unwrap();
+    assert_eq!(rec.pulls, 30);
+    let art = a
+        .registry
+        .artifact(&name, &berth::oci::Reference::Digest(d.parse().unwrap()))
+        .await
+        .unwrap();
+    assert!(art.pulled > 0);
+}
