@@ -766,10 +766,19 @@ async fn attachments_and_label_delete_detaches() {
         .unwrap();
     assert_eq!(attached.items.len(), 1, "only qa on d1 is left");
 
-    // detach_all (artifact deletes) clears an artifact and keeps the
-    // label's count right, so the label can go.
-    assert_eq!(labels.detach_all(&app, &d1).await.unwrap(), 1);
+    // Deleting the artifact takes its labels off in the same transaction
+    // and keeps the label's count right, so the label can go.
+    api.registry
+        .delete_manifest(&app, &berth::oci::Reference::Digest(d1.clone()))
+        .await
+        .unwrap();
     assert!(labels.labels_of(&app, &d1).await.unwrap().is_empty());
+    let refs = api
+        .kv
+        .query(&Query::prefix(format!("LABELREF#{local}"), "", 100))
+        .await
+        .unwrap();
+    assert!(refs.items.is_empty(), "the reverse entry goes with it");
     api.delete(&format!("/api/v2.0/labels/{local}"), PADMIN)
         .await
         .ok(StatusCode::OK);

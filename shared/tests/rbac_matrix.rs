@@ -8,46 +8,12 @@
 //! from Berth's table; the matrix is printed.
 
 mod common;
+#[path = "support/rbac.rs"]
+mod rbac;
 
-use std::sync::Arc;
-
-use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use base64::Engine;
-use berth::http::AppState;
-use berth::iam::rbac::{Access, RobotPermission};
-use berth::iam::{KeyRing, Member, Project, Robot, User};
-use common::{Resp, TestApp, send_to};
-
-const SEED: &str = "rbac-matrix-test-seed-0123456789abcdef";
-const PASSWORD: &str = "Harbor12345";
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Who {
-    Anonymous,
-    NonMember,
-    SysAdmin,
-    ProjectAdmin,
-    Maintainer,
-    Developer,
-    Guest,
-    LimitedGuest,
-    ProjectRobot,
-    SystemRobot,
-}
-
-const EVERYONE: [Who; 10] = [
-    Who::Anonymous,
-    Who::NonMember,
-    Who::SysAdmin,
-    Who::ProjectAdmin,
-    Who::Maintainer,
-    Who::Developer,
-    Who::Guest,
-    Who::LimitedGuest,
-    Who::ProjectRobot,
-    Who::SystemRobot,
-];
+use common::{Resp, send_to};
+use rbac::{EVERYONE, PASSWORD, Who, World};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Act {
@@ -72,34 +38,6 @@ const ACTIONS: [Act; 8] = [
     Act::CreateRobot,
 ];
 
-impl Who {
-    fn name(self) -> &'static str {
-        match self {
-            Who::Anonymous => "anonymous",
-            Who::NonMember => "outsider",
-            Who::SysAdmin => "admin",
-            Who::ProjectAdmin => "padmin",
-            Who::Maintainer => "maint",
-            Who::Developer => "dev",
-            Who::Guest => "guest",
-            Who::LimitedGuest => "lguest",
-            Who::ProjectRobot => "robot$priv+ci",
-            Who::SystemRobot => "robot$sys",
-        }
-    }
-
-    fn role_id(self) -> Option<i64> {
-        match self {
-            Who::ProjectAdmin => Some(1),
-            Who::Developer => Some(2),
-            Who::Guest => Some(3),
-            Who::Maintainer => Some(4),
-            Who::LimitedGuest => Some(5),
-            _ => None,
-        }
-    }
-}
-
 /// Harbor's answer, written out by hand.
 fn expected(who: Who, public: bool, act: Act) -> bool {
     use Act::*;
@@ -119,187 +57,26 @@ fn expected(who: Who, public: bool, act: Act) -> bool {
     }
 }
 
-struct World {
-    app: TestApp,
-    /// The same storage without authorization, to seed content.
-    open: axum::Router,
-    robot_secrets: std::collections::HashMap<&'static str, String>,
-}
-
+/// The world with what the registry actions act on: `<project>/base:v1`
+/// to pull, and one `<project>/del-<principal>:v1` per principal to delete.
 async fn world() -> World {
-    let keys = Arc::new(KeyRing::from_seeds(&[SEED]).unwrap());
-    let app = TestApp::build(Default::default(), None, |s: AppState| {
-        let iam = berth::wiring::iam(s.registry.kv().clone(), Some(keys.clone()));
-        AppState {
-            iam: Some(iam),
-            ..s
-        }
-    })
-    .await;
-    let iam = berth::wiring::iam(app.registry.kv().clone(), Some(keys));
-    berth::wiring::bootstrap_identity(&iam, Some(PASSWORD))
-        .await
-        .unwrap();
-    let dir = &iam.directory;
-    let admin = dir.user("admin").await.unwrap().unwrap();
-    for (name, public) in [("pub", true), ("priv", false)] {
-        dir.create_project(Project {
-            id: 0,
-            name: name.to_owned(),
-            public,
-            owner_id: admin.id,
-            owner_name: "admin".to_owned(),
-            created: 0,
-            updated: 0,
-        })
-        .await
-        .unwrap();
-    }
-    for who in EVERYONE {
-        if matches!(who, Who::NonMember) || who.role_id().is_some() {
-            let u = dir
-                .create_user(
-                    User {
-                        id: 0,
-                        username: who.name().to_owned(),
-                        email: String::new(),
-                        realname: String::new(),
-                        comment: String::new(),
-                        admin: false,
-                        hash: String::new(),
-                        cred: 1,
-                        created: 0,
-                        updated: 0,
-                    },
-                    PASSWORD,
-                )
-                .await
-                .unwrap();
-            if let Some(role) = who.role_id() {
-                for (project, project_id) in [("pub", 2), ("priv", 3)] {
-                    let m = Member {
-                        id: dir.next_id("member").await.unwrap(),
-                        project: project.to_owned(),
-                        project_id,
-                        entity_id: u.id,
-                        entity_name: u.username.clone(),
-                        role,
-                    };
-                    dir.put_member(&m).await.unwrap();
-                }
-            }
-        }
-    }
-    let mut robot_secrets = std::collections::HashMap::new();
-    let pull_push = |namespace: &str| RobotPermission {
-        kind: "project".to_owned(),
-        namespace: namespace.to_owned(),
-        access: ["pull", "push"]
-            .iter()
-            .map(|a| Access {
-                resource: "repository".to_owned(),
-                action: (*a).to_owned(),
-                effect: None,
-            })
-            .collect(),
-    };
-    for (who, level, project, ns) in [
-        (Who::ProjectRobot, "project", Some("priv"), "priv"),
-        (Who::SystemRobot, "system", None, "*"),
-    ] {
-        let (_, secret) = dir
-            .create_robot(Robot {
-                id: 0,
-                name: who.name().to_owned(),
-                level: level.to_owned(),
-                project: project.map(str::to_owned),
-                project_id: if project.is_some() { 3 } else { 0 },
-                description: String::new(),
-                secret_digest: String::new(),
-                disable: false,
-                duration: -1,
-                expires_at: -1,
-                permissions: vec![pull_push(ns)],
-                cred: 1,
-                created: 0,
-                updated: 0,
-            })
-            .await
-            .unwrap();
-        robot_secrets.insert(who.name(), secret);
-    }
-    let open = TestApp::over(app.registry.clone());
+    let w = rbac::world().await;
     for project in ["pub", "priv"] {
-        open.push_image(&format!("{project}/base"), "v1", project)
+        w.push_image(&format!("{project}/base"), "v1", project)
             .await;
         for who in EVERYONE {
-            open.push_image(
-                &format!("{project}/del-{}", who.name().replace(['$', '+'], "-")),
+            w.push_image(
+                &format!("{project}/del-{}", who.slug()),
                 "v1",
                 &format!("{project}-{}", who.name()),
             )
             .await;
         }
     }
-    World {
-        open: open.router.clone(),
-        app,
-        robot_secrets,
-    }
+    w
 }
 
 impl World {
-    fn basic(&self, who: Who) -> Option<String> {
-        let secret = match who {
-            Who::Anonymous => return None,
-            Who::ProjectRobot | Who::SystemRobot => self.robot_secrets[who.name()].clone(),
-            _ => PASSWORD.to_owned(),
-        };
-        let raw = format!("{}:{secret}", who.name());
-        Some(format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        ))
-    }
-
-    /// A token from the token service for `scope`.
-    async fn token(&self, who: Who, scope: &str) -> String {
-        let uri = format!(
-            "/service/token?service=berth-registry&scope={}",
-            scope.replace('$', "%24")
-        );
-        let auth = self.basic(who);
-        let headers: Vec<(&str, &str)> = auth
-            .as_deref()
-            .map(|a| vec![("authorization", a)])
-            .unwrap_or_default();
-        let r = self
-            .app
-            .send(Method::GET, &uri, &headers, Body::empty())
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "token for {who:?}: {}", r.text());
-        r.json()["token"].as_str().unwrap().to_owned()
-    }
-
-    async fn v2(&self, who: Who, scope: &str, method: Method, uri: &str, body: Vec<u8>) -> Resp {
-        let bearer = format!("Bearer {}", self.token(who, scope).await);
-        let headers = [
-            ("authorization", bearer.as_str()),
-            ("content-type", common::OCI_MANIFEST),
-        ];
-        self.app.send(method, uri, &headers, body).await
-    }
-
-    async fn api(&self, who: Who, method: Method, uri: &str, body: serde_json::Value) -> Resp {
-        let auth = self.basic(who);
-        let mut headers = vec![("content-type", "application/json")];
-        if let Some(a) = auth.as_deref() {
-            headers.push(("authorization", a));
-        }
-        let body = serde_json::to_vec(&body).unwrap();
-        send_to(&self.app.router, method, uri, &headers, body).await
-    }
-
     /// Does `who` get to do `act` in `project`? Checks that a refusal is
     /// the right one (401/403 with an error body, 404 for an invisible
     /// project on the API), never a 5xx.

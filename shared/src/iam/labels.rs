@@ -617,42 +617,6 @@ impl Labels {
         }
         self.get_many(&ids).await
     }
-
-    /// Removes every label from an artifact (for artifact deletes: call it
-    /// once the manifest item is gone, so no attachment can land after).
-    /// Returns how many were removed.
-    pub async fn detach_all(&self, repo: &RepoName, digest: &Digest) -> Result<usize> {
-        let ids = self.label_ids_of(repo, digest).await?;
-        let apk = rkeys::repo(repo);
-        for chunk in ids.chunks(ATTACH_CHUNK) {
-            let mut ops = Vec::with_capacity(chunk.len() * 3);
-            for id in chunk {
-                ops.push(WriteOp::delete(
-                    apk.clone(),
-                    rkeys::artifact_label(digest, *id),
-                ));
-                ops.push(WriteOp::delete(
-                    keys::label_ref(*id),
-                    label_ref_sk(repo, digest),
-                ));
-                ops.push(refs_op(*id, -1));
-            }
-            match self.dir.kv().transact(ops).await {
-                Ok(()) => {}
-                // A label vanished or a detach raced: one at a time.
-                Err(KvError::ConditionFailed { .. } | KvError::Conflict) => {
-                    for id in chunk {
-                        match self.detach(repo, digest, *id).await {
-                            Ok(()) | Err(DirectoryError::NotFound(_)) => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(ids.len())
-    }
 }
 
 #[cfg(test)]

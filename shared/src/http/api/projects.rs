@@ -329,6 +329,9 @@ pub(crate) async fn delete(
         )));
     }
     dir.delete_project(&p).await?;
+    // Its labels go with it (a project of the same name later is another
+    // project, with another id).
+    dir.labels().delete_project_labels(p.id).await?;
     ctx.audit(&caller, &p.name, "project", "delete", Some(&p.name))
         .await;
     Ok(StatusCode::OK.into_response())
