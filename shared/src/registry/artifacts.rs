@@ -48,6 +48,13 @@ pub fn accessory_type(artifact_type: Option<&str>) -> &'static str {
     }
 }
 
+/// The layer media type of cosign's signatures.
+const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// The subject named by cosign's signature tag `sha256-<hex>.sig`.
 pub fn cosign_subject(tag: &str) -> Option<Digest> {
     let hex = tag.strip_prefix("sha256-")?.strip_suffix(".sig")?;
@@ -142,14 +149,23 @@ pub(super) fn artifact_ops(
         artifacts: 0,
     };
     let mut item = manifest.clone().with(attr::PARENTS, Attr::N(0));
-    let accessory = match (
-        &parsed.subject,
-        tag.and_then(|t| cosign_subject(t.as_str())),
-    ) {
+    // cosign's tag convention counts only for a manifest that carries a
+    // simple-signing layer (as Harbor checks).
+    let signs = || {
+        manifest
+            .b(attr::BYTES)
+            .is_some_and(|b| contains(b, SIMPLE_SIGNING.as_bytes()))
+    };
+    let cosign = tag
+        .and_then(|t| cosign_subject(t.as_str()))
+        .filter(|_| signs());
+    let accessory = match (&parsed.subject, cosign) {
         (Some(s), _) => Some((accessory_type(parsed.artifact_type.as_deref()), s.clone())),
         (None, Some(s)) => Some((COSIGN_SIGNATURE, s)),
         (None, None) => None,
     };
+    // An accessory's size, as Harbor shows it: manifest, config and layers.
+    let whole = size as i64 + parsed.blobs.iter().map(|b| b.size as i64).sum::<i64>();
     match accessory {
         Some((kind, subject)) => {
             item = item
@@ -159,7 +175,7 @@ pub(super) fn artifact_ops(
                 Item::new(&repo_pk, keys::accessory(&subject, digest))
                     .with(attr::DIGEST, Attr::S(digest.to_string()))
                     .with(attr::TYPE, Attr::S(kind.to_owned()))
-                    .with(attr::SIZE, Attr::N(size as i64))
+                    .with(attr::SIZE, Attr::N(whole))
                     .with(attr::PUSHED_AT, Attr::N(now)),
             ));
         }

@@ -177,6 +177,7 @@ mod tests {
             assert!(resolve(&doc, r).is_some(), "dangling $ref {r}");
         }
         let mut ids = BTreeSet::new();
+        let mut linked = Vec::new();
         for (path, item) in doc["paths"].as_object().expect("paths") {
             assert!(path.starts_with('/'), "path {path} is not absolute");
             let in_template: BTreeSet<&str> = path
@@ -214,6 +215,12 @@ mod tests {
                     "{m} {path} has no success response"
                 );
                 for (status, resp) in responses {
+                    if let Some(links) = resp["links"].as_object() {
+                        for (name, link) in links {
+                            let target = link["operationId"].as_str().unwrap_or_default();
+                            linked.push((format!("{m} {path} {status} link {name}"), target));
+                        }
+                    }
                     if !(status.starts_with('4') || status.starts_with('5')) || m == "head" {
                         continue;
                     }
@@ -228,6 +235,9 @@ mod tests {
                     );
                 }
             }
+        }
+        for (at, target) in linked {
+            assert!(ids.contains(target), "{at}: no operation {target:?}");
         }
     }
 
