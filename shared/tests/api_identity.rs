@@ -778,7 +778,7 @@ async fn projects_visibility_updates_and_deletion() {
         .err(StatusCode::NOT_FOUND, "NOT_FOUND");
     api.get("/api/v2.0/projects/team", Who::Anon)
         .await
-        .err(StatusCode::NOT_FOUND, "NOT_FOUND");
+        .err(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     api.call(
         Method::HEAD,
         &format!("/api/v2.0/projects/{team}"),
@@ -1006,13 +1006,13 @@ async fn members_by_role() {
     api.call(Method::DELETE, &one, BOB, Some(json!({})))
         .await
         .err(StatusCode::FORBIDDEN, "FORBIDDEN");
-    // Outsiders and anonymous callers do not see the project.
+    // Outsiders do not see the project; anonymous callers are asked to sign in.
     api.get(members, CAROL)
         .await
         .err(StatusCode::NOT_FOUND, "NOT_FOUND");
     api.get(members, Who::Anon)
         .await
-        .err(StatusCode::NOT_FOUND, "NOT_FOUND");
+        .err(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
 
     // The project admin changes and reads the role, by project id too.
     api.call(Method::PUT, &one, ALICE, Some(json!({"role_id": 2})))
@@ -1514,7 +1514,7 @@ async fn audit_log_queries_and_paging() {
         .ok(StatusCode::OK);
     api.get("/api/v2.0/projects/team/logs", Who::Anon)
         .await
-        .err(StatusCode::NOT_FOUND, "NOT_FOUND");
+        .err(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     // A public project's log needs membership too.
     api.get("/api/v2.0/projects/web/logs", Who::Anon)
         .await

@@ -514,7 +514,10 @@ async fn artifact_counts_stay_exact_under_racing_pushes_and_deletes(app: TestApp
             .map(|i| {
                 let app = &app;
                 let r = &r;
-                async move { app.push_image(r, &format!("c{i}-{round}"), &format!("{round}-{i}")).await }
+                async move {
+                    app.push_image(r, &format!("c{i}-{round}"), &format!("{round}-{i}"))
+                        .await
+                }
             })
             .collect();
         let images: Vec<(Vec<u8>, String)> = futures_util::future::join_all(pushes).await;
@@ -564,7 +567,11 @@ async fn artifact_counts_stay_exact_under_racing_pushes_and_deletes(app: TestApp
         let rs = all_at_once_typed(
             &app,
             vec![
-                (Method::DELETE, format!("/v2/{r}/manifests/{d0}"), Vec::new()),
+                (
+                    Method::DELETE,
+                    format!("/v2/{r}/manifests/{d0}"),
+                    Vec::new(),
+                ),
                 (
                     Method::PUT,
                     format!("/v2/{r}/manifests/idx3-{round}"),
@@ -581,7 +588,10 @@ async fn artifact_counts_stay_exact_under_racing_pushes_and_deletes(app: TestApp
 /// Sends requests at once with their content types (manifests by body).
 async fn all_at_once_typed(app: &TestApp, reqs: Vec<(Method, String, Vec<u8>)>) -> Vec<Resp> {
     let futs = reqs.into_iter().map(|(m, path, body)| {
-        let ct = if body.windows(OCI_INDEX.len()).any(|w| w == OCI_INDEX.as_bytes()) {
+        let ct = if body
+            .windows(OCI_INDEX.len())
+            .any(|w| w == OCI_INDEX.as_bytes())
+        {
             OCI_INDEX
         } else {
             OCI_MANIFEST
@@ -635,7 +645,11 @@ async fn check_counts(reg: &berth::registry::Registry, name: &berth::oci::RepoNa
         let d = m.sk.trim_start_matches("MANIFEST#").to_owned();
         let parents = listed_by.get(&d).copied().unwrap_or(0);
         assert_eq!(m.n("parents").unwrap_or(0), parents, "parents of {d}");
-        assert_eq!(top.contains(&d), parents == 0, "{d} is top-level exactly when nothing lists it");
+        assert_eq!(
+            top.contains(&d),
+            parents == 0,
+            "{d} is top-level exactly when nothing lists it"
+        );
     }
 }
 

@@ -12,7 +12,7 @@ mod common;
 mod rbac;
 
 use axum::http::{Method, StatusCode};
-use common::{Resp, send_to};
+use common::send_to;
 use rbac::{EVERYONE, PASSWORD, Who, World};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -36,7 +36,7 @@ use common::Resp;
 use rbac::{EVERYONE, Who, World};
 use serde_json::{Value, json};
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 enum Op {
     ListRepos,
     GlobalRepos,
@@ -129,7 +129,8 @@ impl Op {
     fn needs(self) -> (&'static [(&'static str, &'static str)], u16) {
         match self {
             Op::ListRepos => (&[("repository", "list")], 200),
-            Op::GetRepo => (&[("repository", "read")], 200),
+            // GetRepository: RequireProjectAccess(list, repository).
+            Op::GetRepo => (&[("repository", "list")], 200),
             Op::UpdateRepo => (&[("repository", "update")], 200),
             Op::DeleteRepo => (&[("repository", "delete")], 200),
             Op::ListArtifacts => (&[("artifact", "list")], 200),
@@ -326,10 +327,7 @@ fn expected(who: Who, public: bool, op: Op) -> Cell {
             _ => Cell::Status(403),
         },
         _ => {
-            if needs
-                .iter()
-                .all(|(r, a)| harbor_allows(who, public, r, a))
-            {
+            if needs.iter().all(|(r, a)| harbor_allows(who, public, r, a)) {
                 Cell::Status(ok)
             } else {
                 refused()
@@ -437,8 +435,12 @@ async fn matrix() -> Matrix {
                 )
                 .await;
             s.adel.insert(who, d);
-            w.tag_manifest(&format!("{project}/tdel"), &format!("t-{slug}"), &tdel_manifest)
-                .await;
+            w.tag_manifest(
+                &format!("{project}/tdel"),
+                &format!("t-{slug}"),
+                &tdel_manifest,
+            )
+            .await;
             let (_, d) = w
                 .push_image(
                     &format!("{project}/per"),
@@ -476,7 +478,9 @@ async fn matrix() -> Matrix {
 
 /// `a%2Fb` for a query parameter.
 fn query_escape(s: &str) -> String {
-    s.replace('/', "%2F").replace(':', "%3A").replace('@', "%40")
+    s.replace('/', "%2F")
+        .replace(':', "%3A")
+        .replace('@', "%40")
 }
 
 impl Matrix {
@@ -741,13 +745,7 @@ impl Matrix {
 
     /// Whether a 200 listing across projects shows `project`; checks
     /// that what it shows is consistent.
-    async fn shows(
-        &self,
-        project: &str,
-        op: Op,
-        body: &Value,
-        problems: &mut Vec<String>,
-    ) -> bool {
+    async fn shows(&self, project: &str, op: Op, body: &Value, problems: &mut Vec<String>) -> bool {
         let names = |v: &Value, key: &str| -> Vec<String> {
             v.as_array()
                 .map(|a| {
@@ -825,7 +823,11 @@ async fn every_principal_times_every_artifact_endpoint_on_public_and_private_pro
                 got_table.insert((who, op), got);
             }
         }
-        let mut table = format!("{project} ({}):\n{:<20}", if public { "public" } else { "private" }, "");
+        let mut table = format!(
+            "{project} ({}):\n{:<20}",
+            if public { "public" } else { "private" },
+            ""
+        );
         for who in EVERYONE {
             let short: String = who.slug().chars().take(7).collect();
             table.push_str(&format!(" {short:>7}"));

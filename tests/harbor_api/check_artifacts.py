@@ -766,6 +766,17 @@ def run_live(doc, url, password):
     c.call("GET", add_t, dict(A, reference="v1", addition="no-such-addition"), principal=admin, expect=(400, 404),
            validate=False)
 
+    # every addition link leads to its addition (a nested repository's too)
+    r = c.call("GET", ART_T, dict(P, repository_name="team%2Fsvc", reference="1.0"), principal=admin)
+    nested_links = (got(r) or {}).get("addition_links") or {}
+    followed = [(f"v1 {k}", v) for k, v in links.items()] + [(f"chart {k}", v) for k, v in clinks.items()] \
+        + [(f"team/svc {k}", v) for k, v in nested_links.items()]
+    for name, link in followed:
+        href = link.get("href") if isinstance(link, dict) else None
+        if isinstance(href, str) and href.startswith("/"):
+            resp = http("GET", c.url + href, {"Authorization": admin.header()})
+            c.check(f"addition_links ({name}): the href answers 200", resp.status == 200, f"{href} -> {resp.status}")
+
     # tags
     T = dict(A, reference="v1")
     c.call("POST", ART_T + "/tags", T, principal=admin, body={"name": "v1-extra"}, expect=201)
@@ -878,7 +889,8 @@ def run_live(doc, url, password):
                        label=f"{tmpl.replace('{project_name}', pname).replace('{repository_name}', 'app')} ({what})")
             if r is not None and r.status == 400:
                 codes = [e.get("code") for e in ((r.json or {}).get("errors") or [])] if isinstance(r.json, dict) else []
-                c.check(f"{what} on {tmpl.rsplit('/', 1)[-1]}: errors[0].code BAD_REQUEST", codes[:1] == ["BAD_REQUEST"],
+                where = {"/repositories": "all repositories"}.get(tmpl, tmpl.rsplit("/", 1)[-1])
+                c.check(f"{what} on {where}: errors[0].code BAD_REQUEST", codes[:1] == ["BAD_REQUEST"],
                         f"{r.body[:160]!r}")
 
     # sort and q on artifacts

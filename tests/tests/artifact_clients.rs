@@ -520,7 +520,11 @@ fn docker_image_with_oras_signature_and_sbom() {
             .flatten()
             .find(|a| a["digest"] == acc.as_str())
             .map(|a| a["size"].clone());
-        assert_eq!(shown, Some(whole["size"].clone()), "size of accessory {acc}");
+        assert_eq!(
+            shown,
+            Some(whole["size"].clone()),
+            "size of accessory {acc}"
+        );
     }
 
     rows.push(Row::of(

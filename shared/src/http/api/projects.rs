@@ -96,6 +96,8 @@ pub(crate) async fn visible_project(
         .project_access(&caller.principal, &p.name)
         .await?;
     if !visible(caller, &pa) {
+        // Anonymous callers are asked to sign in, as Harbor does.
+        caller.require_auth()?;
         return Err(not_found());
     }
     Ok((p, pa))

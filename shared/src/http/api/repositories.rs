@@ -15,7 +15,7 @@ use super::projects::require;
 use super::query::{Params, QVal, cursor_page, cursor_page_response};
 use super::{ApiError, ApiResult, Caller, P, Shared, json_body, rfc3339};
 use crate::iam::grant::ProjectAccess;
-use crate::iam::{Action, Project, Resource};
+use crate::iam::{Action, Principal, Project, Resource};
 use crate::oci::RepoName;
 use crate::registry::catalog::{Order, RepoRecord};
 use crate::registry::keys;
@@ -193,7 +193,12 @@ pub(crate) async fn list_all(
     let mut readable = std::collections::HashMap::new();
     for p in projects {
         let pa = dir.project_access(&caller.principal, &p.name).await?;
-        if crate::iam::grant::allows(&caller.principal, &pa, Resource::Repository, Action::List) {
+        // Robots see the projects their permissions name, as in Harbor.
+        let robot_sees = matches!(caller.principal, Principal::Robot(_))
+            && super::projects::visible(&caller, &pa);
+        if robot_sees
+            || crate::iam::grant::allows(&caller.principal, &pa, Resource::Repository, Action::List)
+        {
             readable.insert(p.name.clone(), p.id);
         }
     }
@@ -229,7 +234,8 @@ pub(crate) async fn get_one(
     P(path): P<RepoPath>,
 ) -> ApiResult<Response> {
     let (p, pa, name) = repo_in(&ctx, &caller, &path.project_name, &path.repository_name).await?;
-    require(&caller, &pa, Resource::Repository, Action::Read)?;
+    // Harbor asks for list permission here (every role and public visitors).
+    require(&caller, &pa, Resource::Repository, Action::List)?;
     let r = existing(&ctx, &name).await?;
     Ok(axum::Json(repo_json(p.id, &r)).into_response())
 }

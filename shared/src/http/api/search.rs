@@ -111,7 +111,13 @@ async fn visible_projects(ctx: &Shared, caller: &Caller) -> ApiResult<Vec<(Entry
                 project: Some(e.as_project()),
                 role,
             };
-            visible(caller, &pa).then_some((e, role))
+            // Robots search public projects only, as Harbor has it (its
+            // search shows private projects to signed-in users alone).
+            let shown = match caller.principal {
+                Principal::Robot(_) => e.public,
+                _ => visible(caller, &pa),
+            };
+            shown.then_some((e, role))
         })
         .collect())
 }
@@ -254,7 +260,9 @@ pub(crate) async fn statistics(State(ctx): State<Shared>, caller: Caller) -> Api
                 project: Some(e.as_project()),
                 role: roles.get(&e.name).copied(),
             };
-            if admin || visible(&caller, &pa) {
+            // Private counts are for signed-in users (not robots), as Harbor.
+            let user = matches!(caller.principal, Principal::User(_));
+            if admin || user && visible(&caller, &pa) {
                 private.push(e.name.clone());
             }
         }
@@ -341,6 +349,7 @@ pub(crate) async fn project_summary(
     P(name_or_id): P<String>,
 ) -> ApiResult<Response> {
     let (p, pa) = visible_project(&ctx, &caller, &headers, &name_or_id).await?;
+    super::projects::require(&caller, &pa, Resource::SelfProject, Action::Read)?;
     let dir = &ctx.iam.directory;
     let mut body = json!({ "repo_count": dir.project_repo_count(&p.name).await? });
     if allows(&caller.principal, &pa, Resource::Member, Action::List) {
