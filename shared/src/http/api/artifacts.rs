@@ -27,6 +27,8 @@ use crate::registry::keys;
 
 /// The most bytes of a config or chart archive read to describe an artifact.
 const MAX_DESCRIBED_BLOB: u64 = 4 * 1024 * 1024;
+/// The most bytes unpacked from a chart archive while looking for a file.
+const MAX_CHART_UNPACKED: u64 = 64 * 1024 * 1024;
 /// The most bytes of one file taken from a chart archive.
 const MAX_CHART_FILE: u64 = 1024 * 1024;
 
@@ -434,7 +436,8 @@ impl View<'_> {
 
 /// A file directly inside a chart archive's top directory.
 fn read_chart_file(archive: &[u8], file: &str) -> Option<String> {
-    let gz = flate2::read::GzDecoder::new(archive);
+    // A bound on what is unpacked: a small archive can expand enormously.
+    let gz = flate2::read::GzDecoder::new(archive).take(MAX_CHART_UNPACKED);
     let mut tar = tar::Archive::new(gz);
     for entry in tar.entries().ok()? {
         let mut entry = entry.ok()?;
@@ -454,6 +457,18 @@ fn read_chart_file(archive: &[u8], file: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The artifact description of any bytes (for the fuzz target).
+pub(crate) fn fuzz_describe(manifest: &[u8], archive: &[u8]) -> String {
+    let doc: Doc = serde_json::from_slice(manifest).unwrap_or_default();
+    let media_type = match &doc.config {
+        Some(c) => c.media_type.clone(),
+        None => doc.media_type.clone().unwrap_or_default(),
+    };
+    let kind = artifact_kind(&doc, &media_type);
+    let file = read_chart_file(archive, "values.yaml").unwrap_or_default();
+    format!("{kind} {}", file.len())
 }
 
 // ---- paths -----------------------------------------------------------------------

@@ -86,6 +86,30 @@ pub fn api_router(iam: Arc<Iam>, registry: Registry, public_url: Option<String>)
     api.merge(portal).with_state(ctx)
 }
 
+/// Entry points for the fuzz targets (`shared/fuzz`): the parsers of the
+/// management API's untrusted input. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses a whole query string as a listing does: paging, `q`, `sort`
+    /// and `cursor`. Any input answers (a 400 is fine), never panics.
+    pub fn listing_query(query: &str) -> bool {
+        let Ok(uri) = format!("/x?{query}").parse::<axum::http::Uri>() else {
+            return false;
+        };
+        let p = super::query::Params::of(&uri);
+        let ok = p.paging().is_ok() & p.q().is_ok();
+        let _ = p.sort(&["name", "-name"]);
+        let _ = p.cursor("ART#");
+        ok
+    }
+
+    /// Describes a manifest and reads a file from a chart archive, as the
+    /// artifact API does with stored content.
+    pub fn describe(manifest: &[u8], archive: &[u8]) -> String {
+        super::artifacts::fuzz_describe(manifest, archive)
+    }
+}
+
 /// Prefix of a repository's paths.
 const REPO: &str = "/api/v2.0/projects/{project_name}/repositories/{repository_name}";
 /// Prefix of an artifact's paths.

@@ -420,6 +420,97 @@ mod tests {
     }
 
     #[test]
+    fn q_edge_cases() {
+        // Commas inside brackets belong to the value; spaces around keys go.
+        let q =
+            parse_q(" name = ~a , tags={x y},r=[~5],l=(1 2),t=[2024-01-01 00:00:00~]").expect("q");
+        assert_eq!(q[0], ("name".to_owned(), QVal::Fuzzy("a".to_owned())));
+        assert_eq!(q[1].1, QVal::AnyOf(vec!["x".to_owned(), "y".to_owned()]));
+        assert_eq!(q[2].1, QVal::Range(None, Some("5".to_owned())));
+        assert_eq!(q[3].1, QVal::AnyOf(vec!["1".to_owned(), "2".to_owned()]));
+        assert_eq!(
+            q[4].1,
+            QVal::Range(Some("2024-01-01 00:00:00".to_owned()), None)
+        );
+        // A value may hold '=' (only the first one splits).
+        assert_eq!(
+            parse_q("a=b=c").expect("eq")[0].1,
+            QVal::Exact("b=c".to_owned())
+        );
+        // An empty q is no filter; empty parts are skipped.
+        assert!(parse_q("").expect("empty").is_empty());
+        assert!(parse_q(",,").expect("commas").is_empty());
+        // Unbalanced or stray brackets, a missing '=', a range without '~'.
+        for bad in [
+            "tags=((((",
+            "tags=(a))",
+            "a=]",
+            "novalue",
+            "r=[5]",
+            "x=[a~b",
+        ] {
+            assert!(parse_q(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn paging_bounds() {
+        let p = |q: &str| Params::of(&format!("/x?{q}").parse().expect("uri")).paging();
+        assert!(p("page_size=0").is_err());
+        assert!(p("page_size=101").is_err());
+        assert!(p("page_size=1000").is_err());
+        assert!(p("page=0").is_err());
+        assert!(p("page=-1").is_err());
+        assert!(p("page_size=ten").is_err());
+        let ok = p("page=3&page_size=100").expect("paging");
+        assert_eq!((ok.page, ok.size, ok.skip()), (3, 100, 200));
+        let d = p("").expect("defaults");
+        assert_eq!((d.page, d.size), (1, 10));
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_foreign_keys() {
+        let c = encode_cursor("ART#0001#sha256:ab");
+        let p = Params::of(&format!("/x?cursor={c}").parse().expect("uri"));
+        assert_eq!(
+            p.cursor("ART#").expect("cursor").as_deref(),
+            Some("ART#0001#sha256:ab")
+        );
+        assert!(p.cursor("REPO#").is_err(), "a cursor of another listing");
+        let bad = Params::of(&"/x?cursor=%%%".parse().expect("uri"));
+        assert!(bad.cursor("ART#").is_err());
+    }
+
+    #[test]
+    fn sort_keys_are_checked() {
+        let p = |q: &str| Params::of(&format!("/x?{q}").parse().expect("uri"));
+        assert_eq!(p("").sort(&["name", "-name"]).expect("default"), "name");
+        assert_eq!(
+            p("sort=-name").sort(&["name", "-name"]).expect("desc"),
+            "-name"
+        );
+        let err = p("sort=bogus").sort(&["name"]).expect_err("unknown");
+        assert!(format!("{err:?}").contains("supported: name"));
+    }
+
+    proptest::proptest! {
+        /// Any text parses or is refused; never a panic.
+        #[test]
+        fn q_never_panics(s in "\\PC{0,64}") {
+            let _ = parse_q(&s);
+        }
+
+        /// Well-formed filters of plain words parse back to what was written.
+        #[test]
+        fn plain_filters_round_trip(pairs in proptest::collection::vec(("[a-z_]{1,8}", "[a-zA-Z0-9._-]{1,12}"), 1..5)) {
+            let q: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let parsed = parse_q(&q.join(",")).expect("well-formed");
+            let want: Vec<(String, QVal)> = pairs.iter().map(|(k, v)| (k.clone(), QVal::Exact(v.clone()))).collect();
+            proptest::prop_assert_eq!(parsed, want);
+        }
+    }
+
+    #[test]
     fn booleans_take_any_case() {
         assert!(parse_bool("x", "True").expect("bool"));
         assert!(!parse_bool("x", "FALSE").expect("bool"));
