@@ -630,14 +630,21 @@ pub struct PullCount {
 }
 
 /// Pulls gathered in memory between writes: at most [`Pulls::BATCH`]
-/// distinct artifacts or [`Pulls::FLUSH_AFTER_SECS`], whichever first.
+/// distinct artifacts or [`Pulls::FLUSH_AFTER_SECS`], whichever first. A
+/// pull of an artifact already gathered allocates nothing.
 #[derive(Default)]
 pub struct Pulls {
     inner: Mutex<Gathered>,
 }
 
-/// Counts by (repository, digest), and when the oldest was gathered.
-type Gathered = (HashMap<(String, String), PullCount>, Option<i64>);
+/// Counts by repository and digest, how many artifacts, and when the
+/// oldest was gathered.
+#[derive(Default)]
+struct Gathered {
+    by_repo: HashMap<String, HashMap<String, PullCount>>,
+    artifacts: usize,
+    since: Option<i64>,
+}
 
 impl Pulls {
     pub const BATCH: usize = 50;
@@ -645,17 +652,32 @@ impl Pulls {
 
     fn note(&self, repo: &RepoName, digest: &Digest, now: i64) -> Option<Vec<PullCount>> {
         let mut g = self.inner.lock().unwrap_or_else(|x| x.into_inner());
-        let key = (repo.to_string(), digest.to_string());
-        let e = g.0.entry(key).or_insert_with(|| PullCount {
-            repo: repo.to_string(),
-            digest: digest.to_string(),
-            count: 0,
-            last: now,
-        });
-        e.count += 1;
-        e.last = e.last.max(now);
-        let since = *g.1.get_or_insert(now);
-        (g.0.len() >= Self::BATCH || now - since >= Self::FLUSH_AFTER_SECS).then(|| drain(&mut g))
+        let g = &mut *g;
+        let digests = match g.by_repo.get_mut(repo.as_str()) {
+            Some(d) => d,
+            None => g.by_repo.entry(repo.to_string()).or_default(),
+        };
+        let key: &str = digest.as_ref();
+        match digests.get_mut(key) {
+            Some(e) => {
+                e.count += 1;
+                e.last = e.last.max(now);
+            }
+            None => {
+                digests.insert(
+                    key.to_owned(),
+                    PullCount {
+                        repo: repo.to_string(),
+                        digest: key.to_owned(),
+                        count: 1,
+                        last: now,
+                    },
+                );
+                g.artifacts += 1;
+            }
+        }
+        let since = *g.since.get_or_insert(now);
+        (g.artifacts >= Self::BATCH || now - since >= Self::FLUSH_AFTER_SECS).then(|| drain(g))
     }
 
     fn take(&self) -> Vec<PullCount> {
@@ -664,9 +686,45 @@ impl Pulls {
 }
 
 fn drain(g: &mut Gathered) -> Vec<PullCount> {
-    g.1 = None;
-    g.0.drain().map(|(_, v)| v).collect()
+    let out = g
+        .by_repo
+        .drain()
+        .flat_map(|(_, d)| d.into_values())
+        .collect();
+    g.artifacts = 0;
+    g.since = None;
+    out
 }
 
 /// Shared handle on the gathered pulls.
 pub type SharedPulls = Arc<Pulls>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pulls_gather_per_artifact_and_flush_at_fifty_or_ten_seconds() {
+        let p = Pulls::default();
+        let repo: RepoName = "p/app".parse().expect("repo");
+        let d = |i: u8| crate::oci::sha256_digest(&[i]);
+        for t in 0..3 {
+            assert!(p.note(&repo, &d(0), 100 + t).is_none());
+        }
+        assert!(p.note(&repo, &d(1), 104).is_none());
+        let mut got = p.take();
+        got.sort_by_key(|c| c.count);
+        assert_eq!(
+            got.iter().map(|c| (c.count, c.last)).collect::<Vec<_>>(),
+            [(1, 104), (3, 102)]
+        );
+        assert!(p.take().is_empty());
+        // Fifty distinct artifacts make a batch; so does the tenth second.
+        for i in 0..49 {
+            assert!(p.note(&repo, &d(i), 200).is_none());
+        }
+        assert_eq!(p.note(&repo, &d(49), 200).map(|b| b.len()), Some(50));
+        assert!(p.note(&repo, &d(0), 300).is_none());
+        assert_eq!(p.note(&repo, &d(0), 310).map(|b| b[0].count), Some(2));
+    }
+}
