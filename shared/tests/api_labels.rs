@@ -367,7 +367,8 @@ async fn label_crud_and_permissions() {
         assert_eq!(r.json()["scope"], "p");
         assert_eq!(r.json()["project_id"], team);
     }
-    // A limited guest may not read labels; outsiders do not see the project.
+    // A limited guest may not read labels; outsiders do not see the project;
+    // anonymous callers are asked to sign in.
     api.get(&path, LIMITED)
         .await
         .err(StatusCode::FORBIDDEN, "FORBIDDEN");
@@ -376,7 +377,7 @@ async fn label_crud_and_permissions() {
         .err(StatusCode::NOT_FOUND, "NOT_FOUND");
     api.get(&path, ANON)
         .await
-        .err(StatusCode::NOT_FOUND, "NOT_FOUND");
+        .err(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     api.put(&path, DEV, json!({"color": "#00ff00"}))
         .await
         .err(StatusCode::FORBIDDEN, "FORBIDDEN");
@@ -973,7 +974,7 @@ async fn search_statistics_and_summary() {
         .err(StatusCode::NOT_FOUND, "NOT_FOUND");
     api.get("/api/v2.0/projects/team/summary", ANON)
         .await
-        .err(StatusCode::NOT_FOUND, "NOT_FOUND");
+        .err(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     let r = api.get("/api/v2.0/projects/library/summary", ANON).await;
     r.ok(StatusCode::OK);
     assert_eq!(r.json(), json!({"repo_count": 1}));

@@ -516,17 +516,50 @@ fn parse_reference(r: &str) -> ApiResult<Reference> {
     }
 }
 
-/// The artifact a path names, with its project and repository, after
-/// checking the caller may do `action` on `resource` there.
+/// An artifact a path names, with its project and repository.
+struct Target {
+    project: Project,
+    repo: RepoName,
+    rec: ArtifactRecord,
+}
+
+impl Target {
+    fn view<'a>(&'a self, ctx: &'a Shared) -> View<'a> {
+        View {
+            ctx,
+            project: &self.project,
+            repo: &self.repo,
+        }
+    }
+}
+
+/// The `{project_name}`, `{repository_name}` and `{reference}` of a path.
+trait ArtifactPath {
+    fn parts(&self) -> (&str, &str, &str);
+}
+
+macro_rules! artifact_path {
+    ($($t:ty),+) => {$(
+        impl ArtifactPath for $t {
+            fn parts(&self) -> (&str, &str, &str) {
+                (&self.project_name, &self.repository_name, &self.reference)
+            }
+        }
+    )+};
+}
+
+artifact_path!(ArtPath, TagPath, AdditionPath, LabelPath);
+
+/// The artifact a path names, after checking the caller may do `action`
+/// on `resource` there.
 async fn artifact_at(
     ctx: &Shared,
     caller: &Caller,
-    project: &str,
-    repository: &str,
-    reference: &str,
+    path: &impl ArtifactPath,
     resource: Resource,
     action: Action,
-) -> ApiResult<(Project, RepoName, ArtifactRecord)> {
+) -> ApiResult<Target> {
+    let (project, repository, reference) = path.parts();
     let (p, pa, name) = repo_in(ctx, caller, project, repository).await?;
     require(caller, &pa, resource, action)?;
     let reference = parse_reference(reference)?;
@@ -540,7 +573,11 @@ async fn artifact_at(
             }
             e => e.into(),
         })?;
-    Ok((p, name, rec))
+    Ok(Target {
+        project: p,
+        repo: name,
+        rec,
+    })
 }
 
 fn shown(r: &Reference) -> String {
@@ -717,22 +754,10 @@ pub(crate) async fn get_one(
     P(path): P<ArtPath>,
 ) -> ApiResult<Response> {
     let with = With::of(&Params::of(&uri))?;
-    let (p, name, rec) = artifact_at(
-        &ctx,
-        &caller,
-        &path.project_name,
-        &path.repository_name,
-        &path.reference,
-        Resource::Artifact,
-        Action::Read,
-    )
-    .await?;
-    let c2 = View {
-        ctx: &ctx,
-        project: &p,
-        repo: &name,
-    };
-    Ok(axum::Json(c2.artifact_json(&rec, with).await?).into_response())
+    let t = artifact_at(&ctx, &caller, &path, Resource::Artifact, Action::Read).await?;
+    let rec = &t.rec;
+    let c2 = t.view(&ctx);
+    Ok(axum::Json(c2.artifact_json(rec, with).await?).into_response())
 }
 
 /// `DELETE …/artifacts/{reference}`: the artifact with its tags, its
@@ -742,17 +767,9 @@ pub(crate) async fn delete(
     caller: Caller,
     P(path): P<ArtPath>,
 ) -> ApiResult<Response> {
-    let (p, name, rec) = artifact_at(
-        &ctx,
-        &caller,
-        &path.project_name,
-        &path.repository_name,
-        &path.reference,
-        Resource::Artifact,
-        Action::Delete,
-    )
-    .await?;
-    delete_deeply(&ctx, &name, &rec, 0).await?;
+    let t = artifact_at(&ctx, &caller, &path, Resource::Artifact, Action::Delete).await?;
+    let (p, name, rec) = (&t.project, &t.repo, &t.rec);
+    delete_deeply(&ctx, name, rec, 0).await?;
     let resource = format!("{name}@{}", rec.digest);
     ctx.audit(&caller, &resource, "artifact", "delete", Some(&p.name))
         .await;
@@ -870,25 +887,13 @@ pub(crate) async fn list_tags(
     params.sort(&["name"])?;
     let q = params.q_of(&["name"])?;
     let with = With::of(&params)?;
-    let (p, name, rec) = artifact_at(
-        &ctx,
-        &caller,
-        &path.project_name,
-        &path.repository_name,
-        &path.reference,
-        Resource::Tag,
-        Action::List,
-    )
-    .await?;
-    let c2 = View {
-        ctx: &ctx,
-        project: &p,
-        repo: &name,
-    };
+    let t = artifact_at(&ctx, &caller, &path, Resource::Tag, Action::List).await?;
+    let (name, rec) = (&t.repo, &t.rec);
+    let c2 = t.view(&ctx);
     // The tags of one artifact: one query (they are few per artifact).
     let tags: Vec<TagRecord> = ctx
         .registry
-        .tags_of(&name, &rec.digest)
+        .tags_of(name, &rec.digest)
         .await?
         .into_iter()
         .filter(|t| q.iter().all(|(_, v)| v.matches(&t.name)))
@@ -917,19 +922,11 @@ pub(crate) async fn create_tag(
         .name
         .parse()
         .map_err(|_| ApiError::bad_request(format!("invalid tag name {:?}", req.name)))?;
-    let (p, name, rec) = artifact_at(
-        &ctx,
-        &caller,
-        &path.project_name,
-        &path.repository_name,
-        &path.reference,
-        Resource::Tag,
-        Action::Create,
-    )
-    .await?;
+    let t = artifact_at(&ctx, &caller, &path, Resource::Tag, Action::Create).await?;
+    let (p, name, rec) = (&t.project, &t.repo, &t.rec);
     if ctx
         .registry
-        .artifact(&name, &Reference::Tag(tag.clone()))
+        .artifact(name, &Reference::Tag(tag.clone()))
         .await
         .is_ok()
     {
@@ -938,15 +935,11 @@ pub(crate) async fn create_tag(
             tag.as_str()
         )));
     }
-    ctx.registry.add_tag(&name, &tag, &rec.digest).await?;
+    ctx.registry.add_tag(name, &tag, &rec.digest).await?;
     let resource = format!("{name}:{}", tag.as_str());
     ctx.audit(&caller, &resource, "tag", "create", Some(&p.name))
         .await;
-    let c2 = View {
-        ctx: &ctx,
-        project: &p,
-        repo: &name,
-    };
+    let c2 = t.view(&ctx);
     Ok(created(&format!(
         "{}/artifacts/{}/tags/{}",
         c2.base_path(),
@@ -961,29 +954,21 @@ pub(crate) async fn delete_tag(
     caller: Caller,
     P(path): P<TagPath>,
 ) -> ApiResult<Response> {
-    let (p, name, rec) = artifact_at(
-        &ctx,
-        &caller,
-        &path.project_name,
-        &path.repository_name,
-        &path.reference,
-        Resource::Tag,
-        Action::Delete,
-    )
-    .await?;
+    let t = artifact_at(&ctx, &caller, &path, Resource::Tag, Action::Delete).await?;
+    let (p, name, rec) = (&t.project, &t.repo, &t.rec);
     let not_found =
         || ApiError::not_found(format!("tag {} not found on the artifact", path.tag_name));
     let tag: Tag = path.tag_name.parse().map_err(|_| not_found())?;
     let target = ctx
         .registry
-        .artifact(&name, &Reference::Tag(tag.clone()))
+        .artifact(name, &Reference::Tag(tag.clone()))
         .await
         .map_err(|_| not_found())?;
     if target.digest != rec.digest {
         return Err(not_found());
     }
     ctx.registry
-        .delete_manifest(&name, &Reference::Tag(tag.clone()))
+        .delete_manifest(name, &Reference::Tag(tag.clone()))
         .await
         .map_err(|e| match e {
             crate::registry::RegistryError::ManifestUnknown => not_found(),
@@ -1006,24 +991,12 @@ pub(crate) async fn list_accessories(
     let paging = params.paging()?;
     params.sort(&["creation_time"])?;
     let q = params.q_of(&["type", "digest"])?;
-    let (p, name, rec) = artifact_at(
-        &ctx,
-        &caller,
-        &path.project_name,
-        &path.repository_name,
-        &path.reference,
-        Resource::Accessory,
-        Action::List,
-    )
-    .await?;
-    let c2 = View {
-        ctx: &ctx,
-        project: &p,
-        repo: &name,
-    };
+    let t = artifact_at(&ctx, &caller, &path, Resource::Accessory, Action::List).await?;
+    let (name, rec) = (&t.repo, &t.rec);
+    let c2 = t.view(&ctx);
     let out: Vec<Value> = ctx
         .registry
-        .accessories_of(&name, &rec.digest)
+        .accessories_of(name, &rec.digest)
         .await?
         .iter()
         .filter(|a| {
@@ -1043,23 +1016,18 @@ pub(crate) async fn addition(
     caller: Caller,
     P(path): P<AdditionPath>,
 ) -> ApiResult<Response> {
-    let (p, name, rec) = artifact_at(
+    let t = artifact_at(
         &ctx,
         &caller,
-        &path.project_name,
-        &path.repository_name,
-        &path.reference,
+        &path,
         Resource::ArtifactAddition,
         Action::Read,
     )
     .await?;
-    let c2 = View {
-        ctx: &ctx,
-        project: &p,
-        repo: &name,
-    };
-    let doc = Doc::of(&rec);
-    let kind = artifact_kind(&doc, &doc.media_type(&rec));
+    let rec = &t.rec;
+    let c2 = t.view(&ctx);
+    let doc = Doc::of(rec);
+    let kind = artifact_kind(&doc, &doc.media_type(rec));
     let none = || ApiError::not_found(format!("the artifact has no addition {:?}", path.addition));
     let text = |body: String| {
         ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
@@ -1103,21 +1071,20 @@ pub(crate) async fn add_label(
     body: Bytes,
 ) -> ApiResult<Response> {
     let req: LabelRef = json_body(&body)?;
-    let (p, name, rec) = artifact_at(
+    let t = artifact_at(
         &ctx,
         &caller,
-        &path.project_name,
-        &path.repository_name,
-        &path.reference,
+        &path,
         Resource::ArtifactLabel,
         Action::Create,
     )
     .await?;
+    let (p, name, rec) = (&t.project, &t.repo, &t.rec);
     let label = ctx
         .iam
         .directory
         .labels()
-        .attach(&name, &rec.digest, req.id)
+        .attach(name, &rec.digest, req.id)
         .await?;
     let resource = format!("{name}@{}", rec.digest);
     ctx.audit(&caller, &resource, "artifact", "update", Some(&p.name))
@@ -1132,20 +1099,19 @@ pub(crate) async fn remove_label(
     caller: Caller,
     P(path): P<LabelPath>,
 ) -> ApiResult<Response> {
-    let (p, name, rec) = artifact_at(
+    let t = artifact_at(
         &ctx,
         &caller,
-        &path.project_name,
-        &path.repository_name,
-        &path.reference,
+        &path,
         Resource::ArtifactLabel,
         Action::Delete,
     )
     .await?;
+    let (p, name, rec) = (&t.project, &t.repo, &t.rec);
     ctx.iam
         .directory
         .labels()
-        .detach(&name, &rec.digest, path.label_id)
+        .detach(name, &rec.digest, path.label_id)
         .await?;
     let resource = format!("{name}@{}", rec.digest);
     ctx.audit(&caller, &resource, "artifact", "update", Some(&p.name))

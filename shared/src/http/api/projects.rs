@@ -86,17 +86,37 @@ pub(crate) async fn visible_project(
     headers: &HeaderMap,
     name_or_id: &str,
 ) -> ApiResult<(Project, ProjectAccess)> {
-    let not_found = || ApiError::not_found(format!("project {name_or_id} not found"));
-    let p = find(ctx, headers, name_or_id)
-        .await?
-        .ok_or_else(not_found)?;
+    let found = find(ctx, headers, name_or_id).await?;
+    seen_by(ctx, caller, found, name_or_id).await
+}
+
+/// The project named `name` (a name, never an id), if the caller can see it.
+pub(crate) async fn visible_by_name(
+    ctx: &Shared,
+    caller: &Caller,
+    name: &str,
+) -> ApiResult<(Project, ProjectAccess)> {
+    let found = ctx.iam.directory.project(name).await?;
+    seen_by(ctx, caller, found, name).await
+}
+
+/// The project with the caller's standing there, or "not found" (asked
+/// `shown` for) when it does not exist or the caller cannot see it;
+/// anonymous callers are asked to sign in instead, as Harbor does.
+async fn seen_by(
+    ctx: &Shared,
+    caller: &Caller,
+    found: Option<Project>,
+    shown: &str,
+) -> ApiResult<(Project, ProjectAccess)> {
+    let not_found = || ApiError::not_found(format!("project {shown} not found"));
+    let p = found.ok_or_else(not_found)?;
     let pa = ctx
         .iam
         .directory
         .project_access(&caller.principal, &p.name)
         .await?;
     if !visible(caller, &pa) {
-        // Anonymous callers are asked to sign in, as Harbor does.
         caller.require_auth()?;
         return Err(not_found());
     }

@@ -338,28 +338,8 @@ pub(crate) fn cursor_page_response<T: Serialize>(
         None if next.is_some() => seen + 1,
         None => seen,
     };
-    let mut resp = axum::Json(items).into_response();
-    let h = resp.headers_mut();
-    h.insert("x-total-count", HeaderValue::from(total));
-    let mut links = Vec::new();
-    if paging.page > 1 {
-        links.push(format!(
-            "{}; rel=\"prev\"",
-            page_link(uri, paging, paging.page - 1)
-        ));
-    }
-    if let Some(n) = next {
-        links.push(format!(
-            "{}; rel=\"next\"",
-            page_link_with(uri, paging, paging.page + 1, Some(&encode_cursor(n)))
-        ));
-    }
-    if !links.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&links.join(" , "))
-    {
-        h.insert("link", v);
-    }
-    resp
+    let next = next.map(|n| page_link_with(uri, paging, paging.page + 1, Some(&encode_cursor(n))));
+    list_response(uri, paging, total, items, next)
 }
 
 /// A JSON list page with Harbor's `X-Total-Count` and `Link` headers.
@@ -368,6 +348,20 @@ pub(crate) fn page_response<T: Serialize>(
     paging: Paging,
     total: usize,
     items: &[T],
+) -> Response {
+    let next = (paging.skip().saturating_add(paging.size) < total)
+        .then(|| page_link(uri, paging, paging.page + 1));
+    list_response(uri, paging, total, items, next)
+}
+
+/// The JSON list with `X-Total-Count` and a `Link` to the previous page
+/// and, when given, the next.
+fn list_response<T: Serialize>(
+    uri: &Uri,
+    paging: Paging,
+    total: usize,
+    items: &[T],
+    next: Option<String>,
 ) -> Response {
     let mut resp = axum::Json(items).into_response();
     let h = resp.headers_mut();
@@ -379,11 +373,8 @@ pub(crate) fn page_response<T: Serialize>(
             page_link(uri, paging, paging.page - 1)
         ));
     }
-    if paging.skip().saturating_add(paging.size) < total {
-        links.push(format!(
-            "{}; rel=\"next\"",
-            page_link(uri, paging, paging.page + 1)
-        ));
+    if let Some(n) = next {
+        links.push(format!("{n}; rel=\"next\""));
     }
     if !links.is_empty()
         && let Ok(v) = HeaderValue::from_str(&links.join(" , "))

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::projects::require;
+use super::projects::{require, visible_by_name};
 use super::query::{Params, QVal, cursor_page, cursor_page_response};
 use super::{ApiError, ApiResult, Caller, P, Shared, json_body, rfc3339};
 use crate::iam::grant::ProjectAccess;
@@ -52,22 +52,7 @@ pub(crate) async fn repo_in(
     project: &str,
     repository: &str,
 ) -> ApiResult<(Project, ProjectAccess, RepoName)> {
-    let not_found = || ApiError::not_found(format!("project {project} not found"));
-    let p = ctx
-        .iam
-        .directory
-        .project(project)
-        .await?
-        .ok_or_else(not_found)?;
-    let pa = ctx
-        .iam
-        .directory
-        .project_access(&caller.principal, &p.name)
-        .await?;
-    if !super::projects::visible(caller, &pa) {
-        caller.require_auth()?;
-        return Err(not_found());
-    }
+    let (p, pa) = visible_by_name(ctx, caller, project).await?;
     // Axum decoded the path once; Harbor's clients encode twice.
     let once = percent_encoding::percent_decode_str(repository).decode_utf8_lossy();
     let full = format!("{}/{once}", p.name);
@@ -150,22 +135,7 @@ pub(crate) async fn list_in_project(
     uri: Uri,
     P(project): P<String>,
 ) -> ApiResult<Response> {
-    let not_found = || ApiError::not_found(format!("project {project} not found"));
-    let p = ctx
-        .iam
-        .directory
-        .project(&project)
-        .await?
-        .ok_or_else(not_found)?;
-    let pa = ctx
-        .iam
-        .directory
-        .project_access(&caller.principal, &p.name)
-        .await?;
-    if !super::projects::visible(&caller, &pa) {
-        caller.require_auth()?;
-        return Err(not_found());
-    }
+    let (p, pa) = visible_by_name(&ctx, &caller, &project).await?;
     require(&caller, &pa, Resource::Repository, Action::List)?;
     let total = ctx.registry.repository_count(&p.name).await?;
     let id = p.id;
