@@ -585,6 +585,60 @@ async fn artifact_counts_stay_exact_under_racing_pushes_and_deletes(app: TestApp
     }
 }
 
+/// An index listing more children than one transaction can adopt: the
+/// push succeeds, the first thirty (in digest order) leave the artifact
+/// list, the rest stay, the counts hold; its delete gives all back.
+async fn a_large_index_adopts_at_most_thirty_children(app: TestApp) {
+    let r = repo("large");
+    let name: berth::oci::RepoName = r.parse().unwrap();
+    let pushes: Vec<_> = (0..40)
+        .map(|i| {
+            let app = &app;
+            let r = &r;
+            async move {
+                app.push_image(r, &format!("c{i}"), &format!("large-{i}"))
+                    .await
+            }
+        })
+        .collect();
+    let images: Vec<(Vec<u8>, String)> = futures_util::future::join_all(pushes).await;
+    let children: Vec<(&[u8], &str)> = images
+        .iter()
+        .map(|(m, d)| (m.as_slice(), d.as_str()))
+        .collect();
+    let index = index_of(&children);
+    let resp = app
+        .put_manifest(&format!("/v2/{r}/manifests/big"), OCI_INDEX, index.clone())
+        .await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+    let reg = app.registry.clone();
+    assert_eq!(
+        reg.artifact_count(&name).await.unwrap(),
+        11,
+        "the index and ten children"
+    );
+    let resp = app
+        .send(
+            Method::DELETE,
+            &format!("/v2/{r}/manifests/{}", digest(&index)),
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::ACCEPTED, "{}", resp.text());
+    assert_eq!(reg.artifact_count(&name).await.unwrap(), 40);
+    let listed = reg
+        .artifacts(
+            &name,
+            berth::registry::catalog::Order::default(),
+            100,
+            &|_| true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 40);
+}
+
 /// Sends requests at once with their content types (manifests by body).
 async fn all_at_once_typed(app: &TestApp, reqs: Vec<(Method, String, Vec<u8>)>) -> Vec<Resp> {
     let futs = reqs.into_iter().map(|(m, path, body)| {
@@ -690,6 +744,7 @@ races!(
     expired_sessions_are_swept_with_their_data,
     a_failed_chunk_leaves_nothing_behind,
     artifact_counts_stay_exact_under_racing_pushes_and_deletes,
+    a_large_index_adopts_at_most_thirty_children,
 );
 
 /// The same finisher races with multipart uploads (bytes beyond one part).

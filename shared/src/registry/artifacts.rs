@@ -22,6 +22,11 @@ use crate::oci::manifest::ParsedManifest;
 use crate::oci::{Digest, RepoName, Tag};
 use crate::store::{Attr, Cond, Item, WriteOp};
 
+/// The most children one index adopts (takes out of the artifact list):
+/// their bookkeeping, two writes each, must fit one transaction with the
+/// rest of the push, and with the delete's on the way out.
+pub const MAX_ADOPTED: usize = 30;
+
 /// Harbor's accessory types.
 pub const COSIGN_SIGNATURE: &str = "signature.cosign";
 pub const NOTATION_SIGNATURE: &str = "signature.notation";
@@ -186,17 +191,25 @@ pub(super) fn artifact_ops(
             change.artifacts += 1;
         }
     }
+    // A new index adopts its children: each once however often listed,
+    // the first MAX_ADOPTED in digest order (a delete releases exactly
+    // those: the index keeps how many), so its bookkeeping always fits the
+    // push's one transaction. Children beyond stay listed on their own.
+    let mut adopted: Vec<(&Digest, &Item)> = children
+        .iter()
+        .filter_map(|(d, f)| Some((*d, (*f)?)))
+        .collect();
+    adopted.sort_by_key(|(d, _)| d.to_string());
+    adopted.dedup_by_key(|(d, _)| d.to_string());
+    adopted.truncate(MAX_ADOPTED);
+    if !children.is_empty() {
+        item = item.with(attr::ADOPTED, Attr::N(adopted.len() as i64));
+    }
     ops.push(WriteOp::Put {
         item,
         cond: Cond::NotExists,
     });
-    // A new index adopts its children (each once, however often listed).
-    let mut seen = std::collections::HashSet::new();
-    for (child, found) in children {
-        let Some(c) = found else { continue };
-        if !seen.insert(*child) {
-            continue;
-        }
+    for (child, c) in adopted {
         let parents = c.n(attr::PARENTS).unwrap_or(0).max(0) + 1;
         let mut set = BTreeMap::from([
             (attr::PARENTS.to_owned(), Attr::N(parents)),
@@ -261,12 +274,12 @@ pub(super) fn release_ops(
             });
         }
     }
-    let mut seen = std::collections::HashSet::new();
-    for (child, found) in children {
+    // The children it adopted (`children` is in digest order, distinct).
+    let adopted = item
+        .n(attr::ADOPTED)
+        .map_or(children.len(), |n| usize::try_from(n).unwrap_or(0));
+    for (child, found) in children.iter().take(adopted) {
         let Some(c) = found else { continue };
-        if !seen.insert(child) {
-            continue;
-        }
         let parents = (c.n(attr::PARENTS).unwrap_or(1) - 1).max(0);
         let mut set = BTreeMap::from([
             (attr::PARENTS.to_owned(), Attr::N(parents)),

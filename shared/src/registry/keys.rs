@@ -53,6 +53,8 @@ pub mod attr {
     pub const NONCE: &str = "nonce";
     /// Manifest: how many indexes in the repository reference it.
     pub const PARENTS: &str = "parents";
+    /// Index manifest: how many of its children (in digest order) it adopted.
+    pub const ADOPTED: &str = "adopted";
     /// Manifest: the sort key of its `ART#` entry while it is top-level.
     pub const ART: &str = "art";
     /// Manifest: its accessory type, when it is an accessory.

@@ -258,7 +258,7 @@ impl Registry {
             .collect();
         // Manifests with very many layers: mark the surplus blobs first, in
         // transactions of their own (marking early is harmless).
-        let room = MAX_TRANSACTION_OPS - ops.len();
+        let room = MAX_TRANSACTION_OPS.saturating_sub(ops.len());
         let (early, last) = touches.split_at(touches.len().saturating_sub(room));
         for chunk in early.chunks(MAX_TRANSACTION_OPS) {
             self.transact_touching(chunk.to_vec()).await?;

@@ -46,15 +46,15 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Shared>)> {
 }
 
 /// A project as its listing index holds it: enough to decide visibility.
-struct Entry {
-    name: String,
-    id: i64,
-    public: bool,
+pub(crate) struct Entry {
+    pub(crate) name: String,
+    pub(crate) id: i64,
+    pub(crate) public: bool,
 }
 
 impl Entry {
     /// A project record with only what permission checks read.
-    fn as_project(&self) -> Project {
+    pub(crate) fn as_project(&self) -> Project {
         Project {
             id: self.id,
             name: self.name.clone(),
@@ -68,7 +68,7 @@ impl Entry {
 }
 
 /// Every project from the `PROJECTS` index, by name (no record read).
-async fn project_index(ctx: &Shared) -> ApiResult<Vec<Entry>> {
+pub(crate) async fn project_index(ctx: &Shared) -> ApiResult<Vec<Entry>> {
     let items = ctx
         .iam
         .directory
@@ -85,7 +85,7 @@ async fn project_index(ctx: &Shared) -> ApiResult<Vec<Entry>> {
 }
 
 /// The caller's role per project (users only).
-async fn roles_of(ctx: &Shared, caller: &Caller) -> ApiResult<HashMap<String, Role>> {
+pub(crate) async fn roles_of(ctx: &Shared, caller: &Caller) -> ApiResult<HashMap<String, Role>> {
     Ok(match &caller.principal {
         Principal::User(u) => ctx
             .iam
