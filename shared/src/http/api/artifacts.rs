@@ -1080,8 +1080,7 @@ pub(crate) async fn add_label(
     )
     .await?;
     let (p, name, rec) = (&t.project, &t.repo, &t.rec);
-    let label = ctx
-        .iam
+    ctx.iam
         .directory
         .labels()
         .attach(name, &rec.digest, req.id)
@@ -1089,7 +1088,6 @@ pub(crate) async fn add_label(
     let resource = format!("{name}@{}", rec.digest);
     ctx.audit(&caller, &resource, "artifact", "update", Some(&p.name))
         .await;
-    let _ = label;
     Ok(StatusCode::OK.into_response())
 }
 
