@@ -524,6 +524,19 @@ struct Target {
 }
 
 impl Target {
+    /// Records `operation` on this artifact in the audit log.
+    async fn audit(&self, ctx: &Shared, caller: &Caller, operation: &str) {
+        let resource = format!("{}@{}", self.repo, self.rec.digest);
+        ctx.audit(
+            caller,
+            &resource,
+            "artifact",
+            operation,
+            Some(&self.project.name),
+        )
+        .await;
+    }
+
     fn view<'a>(&'a self, ctx: &'a Shared) -> View<'a> {
         View {
             ctx,
@@ -651,14 +664,17 @@ pub(crate) async fn list(
         .cloned()
         .collect();
     let keep = |r: &ArtifactRecord| {
-        plain.iter().all(|(k, v)| {
-            let doc = Doc::of(r);
-            match k.as_str() {
-                "digest" => v.matches(r.digest.as_ref()),
-                "media_type" => v.matches(&doc.media_type(r)) || v.matches(&r.media_type),
-                "type" => v.matches(&artifact_kind(&doc, &doc.media_type(r))),
-                _ => true,
-            }
+        if plain.is_empty() {
+            return true;
+        }
+        // The manifest is parsed once per candidate, not once per filter.
+        let doc = Doc::of(r);
+        let media_type = doc.media_type(r);
+        plain.iter().all(|(k, v)| match k.as_str() {
+            "digest" => v.matches(r.digest.as_ref()),
+            "media_type" => v.matches(&media_type) || v.matches(&r.media_type),
+            "type" => v.matches(&artifact_kind(&doc, &media_type)),
+            _ => true,
         })
     };
     let (items, next, before) = cursor_page(paging, cursor, |after, n| {
@@ -768,11 +784,9 @@ pub(crate) async fn delete(
     P(path): P<ArtPath>,
 ) -> ApiResult<Response> {
     let t = artifact_at(&ctx, &caller, &path, Resource::Artifact, Action::Delete).await?;
-    let (p, name, rec) = (&t.project, &t.repo, &t.rec);
+    let (name, rec) = (&t.repo, &t.rec);
     delete_deeply(&ctx, name, rec, 0).await?;
-    let resource = format!("{name}@{}", rec.digest);
-    ctx.audit(&caller, &resource, "artifact", "delete", Some(&p.name))
-        .await;
+    t.audit(&ctx, &caller, "delete").await;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -1079,15 +1093,13 @@ pub(crate) async fn add_label(
         Action::Create,
     )
     .await?;
-    let (p, name, rec) = (&t.project, &t.repo, &t.rec);
+    let (name, rec) = (&t.repo, &t.rec);
     ctx.iam
         .directory
         .labels()
         .attach(name, &rec.digest, req.id)
         .await?;
-    let resource = format!("{name}@{}", rec.digest);
-    ctx.audit(&caller, &resource, "artifact", "update", Some(&p.name))
-        .await;
+    t.audit(&ctx, &caller, "update").await;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -1105,15 +1117,13 @@ pub(crate) async fn remove_label(
         Action::Delete,
     )
     .await?;
-    let (p, name, rec) = (&t.project, &t.repo, &t.rec);
+    let (name, rec) = (&t.repo, &t.rec);
     ctx.iam
         .directory
         .labels()
         .detach(name, &rec.digest, path.label_id)
         .await?;
-    let resource = format!("{name}@{}", rec.digest);
-    ctx.audit(&caller, &resource, "artifact", "update", Some(&p.name))
-        .await;
+    t.audit(&ctx, &caller, "update").await;
     Ok(StatusCode::OK.into_response())
 }
 
