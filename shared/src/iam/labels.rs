@@ -29,7 +29,7 @@ use crate::store::{Attr, Cond, Item, KvError, Query, WriteOp};
 const DOC: &str = "doc";
 const META: &str = "META";
 /// Label item: attachments carrying it.
-const REFS: &str = "refs";
+const REFS: &str = rkeys::attr::LABEL_REFS;
 /// Scope count item: labels in the scope.
 const N: &str = "n";
 /// Reverse entry: the attachment's key.
@@ -52,12 +52,9 @@ pub const MAX_NAME_CHARS: usize = 128;
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;
 
 pub mod keys {
-    pub fn label(id: i64) -> String {
-        format!("LABEL#{id}")
-    }
-    pub fn label_ref(id: i64) -> String {
-        format!("LABELREF#{id}")
-    }
+    // A label's record and its reverse index are named by the registry's
+    // keys, which an artifact delete writes too: one definition of each.
+    pub use crate::registry::keys::{label_record as label, label_refs as label_ref};
     pub const GLOBAL_SCOPE: &str = "LABELS#g";
     pub fn project_scope(project_id: i64) -> String {
         format!("LABELS#p#{project_id}")
@@ -204,7 +201,7 @@ fn refs_op(label_id: i64, delta: i64) -> WriteOp {
 }
 
 fn label_ref_sk(repo: &RepoName, digest: &Digest) -> String {
-    format!("{repo}@{digest}")
+    rkeys::label_ref_entry(repo, digest)
 }
 
 /// Labels and their attachments, over the directory's store.
