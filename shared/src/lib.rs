@@ -16,6 +16,8 @@
 //! - [`auth`]: signed upload-session tokens.
 //! - [`iam`]: identity and access: users, projects, roles, robots, the
 //!   token service's grants and ES256 keys, the audit log.
+//! - [`policy`]: project policies over tags: Harbor's doublestar
+//!   selectors and the tag immutability rules.
 //! - [`config`]: typed configuration from flags and the environment.
 //! - [`wiring`]: the composition root: which adapters back the registry.
 //! - `lambda` (feature `lambda`): the per-route Lambda functions' routers,
@@ -33,6 +35,7 @@ pub mod jobs;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod oci;
+pub mod policy;
 pub mod registry;
 pub mod store;
 #[cfg(feature = "contract")]

@@ -56,6 +56,24 @@ pub fn aws_registry(aws: &Aws, opts: RegistryOptions) -> Registry {
     Registry::new(std::sync::Arc::new(kv), std::sync::Arc::new(blobs), opts)
 }
 
+/// The job queue of the `gc` worker (`GC_QUEUE_URL`), if this function
+/// may send to it.
+#[cfg(all(feature = "aws-dynamodb", feature = "aws-s3", feature = "aws-sqs"))]
+pub fn aws_jobs(aws: &Aws, registry: &Registry) -> Option<crate::jobs::Jobs> {
+    let url = aws.settings.gc_queue.as_deref()?;
+    let queue = crate::store::aws::sqs::SqsQueue::new(&aws.sdk, url, &aws.calls);
+    Some(crate::jobs::Jobs::new(
+        registry.clone(),
+        std::sync::Arc::new(queue),
+    ))
+}
+
+/// Without SQS support there is no job queue to send to.
+#[cfg(all(feature = "aws-dynamodb", feature = "aws-s3", not(feature = "aws-sqs")))]
+pub fn aws_jobs(_aws: &Aws, _registry: &Registry) -> Option<crate::jobs::Jobs> {
+    None
+}
+
 /// The registry over the embedded stores under `data_dir`.
 #[cfg(feature = "local")]
 pub async fn local_registry(

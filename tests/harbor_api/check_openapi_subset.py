@@ -45,7 +45,7 @@ EXTENSION_PATHS = {"/openapi.json", "/swagger.json"}
 EXTENSION_PARAMETERS = {("cursor", "query")}
 
 # Properties Berth adds to Harbor's schemas: (Berth schema name, property).
-EXTENSION_PROPERTIES = {("AuditLog", "count")}
+EXTENSION_PROPERTIES = {("AuditLog", "count"), ("GCHistory", "progress")}
 
 # Harbor's definition spells some property names with quotes
 # (`'os.version'` in Platform); the wire (and Berth) has them without.

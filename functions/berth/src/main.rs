@@ -55,9 +55,16 @@ struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "BERTH_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
-    /// Seconds between sweeps of expired upload sessions (0: never).
-    #[arg(long, env = "BERTH_SWEEP_INTERVAL", default_value_t = 600)]
+    /// Seconds between the job workers' scheduled rounds: due scheduled
+    /// collections and retention runs, stalled tasks, expired upload
+    /// sessions (0: never).
+    #[arg(long, env = "BERTH_SWEEP_INTERVAL", default_value_t = 60)]
     sweep_interval: u64,
+    /// Seconds garbage collection leaves unreferenced blobs, links and
+    /// untagged artifacts alone (longer than the slowest push; 0: the
+    /// shortest the design allows, 4 s).
+    #[arg(long, env = "BERTH_GC_GRACE", default_value_t = berth::registry::DEFAULT_GC_GRACE.as_secs())]
+    gc_grace: u64,
     #[command(flatten)]
     uploads: UploadArgs,
     #[command(flatten)]
@@ -140,9 +147,15 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-/// The registry over the configured backend, with the request settings.
-async fn app_state(cfg: &ServeConfig, uploads: &UploadArgs) -> Result<Arc<AppState>, String> {
-    let opts = RegistryOptions::default();
+/// The registry over the configured backend, with the request settings
+/// and (except on the upload gateway) the job queue its workers take from.
+async fn app_state(args: &ServeArgs) -> Result<Arc<AppState>, String> {
+    let cfg = &args.config();
+    let uploads = &args.uploads;
+    let opts = RegistryOptions {
+        gc_grace: Duration::from_secs(args.gc_grace),
+        ..RegistryOptions::default()
+    };
     let (registry, aws) = match cfg.backend {
         Backend::Local => (wiring::local_registry(&cfg.data_dir, opts).await?, None),
         Backend::Aws => {
@@ -170,11 +183,23 @@ async fn app_state(cfg: &ServeConfig, uploads: &UploadArgs) -> Result<Arc<AppSta
     } else {
         Some(identity(cfg, &registry, aws.as_ref()).await?)
     };
+    // The embedded durable queue lives in the metadata store: jobs
+    // survive a restart. Its visibility timeout outlasts a task's lease,
+    // so a redelivery after a crash takes the task over.
+    let jobs = (!is_gateway).then(|| {
+        let queue = berth::store::local_queue::LocalQueue::new(
+            registry.kv().clone(),
+            berth::jobs::gc::KIND,
+            Duration::from_secs(360),
+        );
+        berth::jobs::Jobs::new(registry.clone(), Arc::new(queue))
+    });
     Ok(Arc::new(AppState {
         registry,
         public_url: cfg.public_url.clone(),
         uploads,
         iam,
+        jobs,
     }))
 }
 
@@ -199,30 +224,17 @@ async fn identity(
     Ok(iam)
 }
 
-/// Sweeps expired upload sessions every `interval` seconds (what the `gc`
-/// function's schedule does in AWS).
-fn spawn_sweeper(registry: Registry, interval: u64) {
-    if interval == 0 {
-        return;
+/// Starts the job workers in this process (what the `gc` function does
+/// in AWS), ticking every `interval` seconds.
+fn spawn_workers(state: &AppState, interval: u64) {
+    if let Some(jobs) = &state.jobs {
+        let tick = if interval == 0 {
+            u64::MAX / 4
+        } else {
+            interval
+        };
+        berth::jobs::spawn_local_workers(jobs.clone(), Duration::from_secs(tick));
     }
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(interval));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            match registry.sweep_uploads(berth::store::now_secs()).await {
-                Ok(r) if r.removed > 0 => {
-                    tracing::info!(
-                        removed = r.removed,
-                        examined = r.examined,
-                        "swept expired uploads"
-                    )
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "sweeping expired uploads failed"),
-            }
-        }
-    });
 }
 
 async fn bind(
@@ -238,10 +250,8 @@ async fn bind(
 async fn serve(args: &ServeArgs) -> Result<(), String> {
     let cfg = args.config();
     let limits = args.limits.limits();
-    let state = app_state(&cfg, &args.uploads).await?;
-    if !args.uploads.gateway {
-        spawn_sweeper(state.registry.clone(), args.sweep_interval);
-    }
+    let state = app_state(args).await?;
+    spawn_workers(&state, args.sweep_interval);
     let audit = state.iam.as_ref().map(|iam| iam.audit.clone());
     let registry = state.registry.clone();
     spawn_flusher(audit.clone(), registry.clone());
@@ -284,8 +294,8 @@ async fn stack(args: &ServeArgs) -> Result<(), String> {
     use berth::lambda::stack::Stack;
     let cfg = args.config();
     let limits = args.limits.limits();
-    let state = app_state(&cfg, &args.uploads).await?;
-    spawn_sweeper(state.registry.clone(), args.sweep_interval);
+    let state = app_state(args).await?;
+    spawn_workers(&state, args.sweep_interval);
     // Clients reach the stack over plain HTTP, so that is what the
     // functions are told (API Gateway itself would say https/443).
     let gateway = GatewayConfig {

@@ -31,6 +31,8 @@ pub enum OciCode {
     Unauthorized,
     Denied,
     Unsupported,
+    /// Harbor's code for a refused change to an immutable tag.
+    Precondition,
     #[serde(rename = "TOOMANYREQUESTS")]
     TooManyRequests,
     Unknown,
@@ -154,6 +156,10 @@ impl From<RegistryError> for ApiError {
             E::Unsupported(_) | E::BadParameter(_) => {
                 (StatusCode::BAD_REQUEST, OciCode::Unsupported)
             }
+            // Harbor's answers: over quota is DENIED, an immutable tag a
+            // failed precondition.
+            E::QuotaExceeded(_) => (StatusCode::FORBIDDEN, OciCode::Denied),
+            E::Immutable(_) => (StatusCode::PRECONDITION_FAILED, OciCode::Precondition),
             // Concurrent writers kept a write from committing: the client
             // may retry (a condition that failed where no caller expected
             // it means the same).

@@ -40,6 +40,9 @@ pub struct AppState {
     /// what it does ([`authz`]); `None` serves `/v2/` to anyone (router
     /// tests of the registry itself).
     pub iam: Option<crate::iam::Iam>,
+    /// Where the API starts background jobs (collections, retention); the
+    /// API answers 503 to those requests without it.
+    pub jobs: Option<crate::jobs::Jobs>,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
             public_url: None,
             uploads: UploadRouting::default(),
             iam: None,
+            jobs: None,
         }
     }
 }
@@ -191,10 +195,11 @@ pub fn app(state: Arc<AppState>) -> Router {
             };
             router = router.merge(token::token_router(Arc::new(token)));
         }
-        router = router.merge(api::api_router(
+        router = router.merge(api::api_router_with(
             Arc::new(iam.clone()),
             state.registry.clone(),
             state.public_url.clone(),
+            state.jobs.clone(),
         ));
     }
     router

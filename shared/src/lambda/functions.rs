@@ -51,6 +51,7 @@ pub async fn run_registry_function() -> Result<(), lambda_http::Error> {
         public_url: config.public_url,
         uploads: wiring::upload_routing_from_env(Some(&aws))?,
         iam: Some(iam),
+        jobs: None,
     });
     lambda_http::run(registry_router(state)).await
 }
@@ -80,11 +81,13 @@ pub async fn run_identity_function(function: &str) -> Result<(), lambda_http::Er
             "the admin password was generated: set BERTH_ADMIN_PASSWORD_SECRET_ARN to choose it"
         );
     }
+    let jobs = wiring::aws_jobs(&aws, &registry);
     let state = Arc::new(AppState {
         registry,
         public_url: config.public_url,
         uploads: Default::default(),
         iam: Some(iam),
+        jobs,
     });
     let router = router_for(function, &state).ok_or("not an identity function")?;
     lambda_http::run(router).await
@@ -112,10 +115,11 @@ pub fn token_router(state: &AppState) -> Router {
 /// portal's `/c/login`.
 pub fn admin_router(state: &AppState) -> Router {
     match &state.iam {
-        Some(iam) => finish(crate::http::api::api_router(
+        Some(iam) => finish(crate::http::api::api_router_with(
             Arc::new(iam.clone()),
             state.registry.clone(),
             state.public_url.clone(),
+            state.jobs.clone(),
         )),
         None => finish(
             Router::new()

@@ -414,11 +414,24 @@ impl Registry {
                 Err(e) => return Err(e),
             }
         }
-        // Whatever else the partition holds: blob links, stray entries.
+        // Blob links, with their counts; then whatever else the partition
+        // holds (stray entries).
+        let mut links = Vec::new();
+        let mut q = Query::prefix(&pk, keys::BLOB_PREFIX, 500);
+        loop {
+            let page = self.kv.query(&q).await?;
+            links.extend(page.items);
+            match page.next {
+                Some(n) => q.after = Some(n),
+                None => break,
+            }
+        }
+        self.ensure_quota(keys::project_of(repo.as_str())).await?;
+        self.unlink(repo, links, &|_| Cond::Exists).await?;
         let rest = self.sort_keys(&pk, "").await?;
         let deletions: Vec<WriteOp> = rest
             .into_iter()
-            .filter(|sk| sk != keys::META)
+            .filter(|sk| sk != keys::META && !sk.starts_with(keys::BLOB_PREFIX))
             .map(|sk| WriteOp::delete(&pk, sk))
             .collect();
         for chunk in deletions.chunks(crate::store::kv::MAX_TRANSACTION_OPS) {
@@ -446,6 +459,50 @@ impl Registry {
         }
     }
 
+    /// Deletes an artifact as Harbor does: with its tags, its
+    /// accessories, and the index children nothing else lists.
+    pub async fn delete_artifact(&self, repo: &RepoName, rec: &ArtifactRecord) -> Result<()> {
+        self.delete_deeply(repo, rec, 0).await
+    }
+
+    async fn delete_deeply(&self, repo: &RepoName, rec: &ArtifactRecord, depth: u8) -> Result<()> {
+        if depth < 4 {
+            for a in self.accessories_of(repo, &rec.digest).await? {
+                if let Some(acc) = self
+                    .artifact_records(repo, std::slice::from_ref(&a.digest))
+                    .await?
+                    .pop()
+                    .flatten()
+                {
+                    Box::pin(self.delete_deeply(repo, &acc, depth + 1)).await?;
+                }
+            }
+        }
+        match self
+            .delete_manifest(repo, &Reference::Digest(rec.digest.clone()))
+            .await
+        {
+            Ok(()) | Err(RegistryError::ManifestUnknown) => {}
+            Err(e) => return Err(e),
+        }
+        let children: Vec<Digest> =
+            crate::oci::manifest::parse_manifest(Some(&rec.media_type), &rec.bytes)
+                .map(|p| p.children.into_iter().map(|c| c.digest).collect())
+                .unwrap_or_default();
+        for child in self
+            .artifact_records(repo, &children)
+            .await?
+            .into_iter()
+            .flatten()
+        {
+            let untagged = self.tags_of(repo, &child.digest).await?.is_empty();
+            if child.parents == 0 && untagged && depth < 4 {
+                Box::pin(self.delete_deeply(repo, &child, depth + 1)).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Points `tag` at the artifact `digest` without pushing it again (its
     /// push time stays): the tag's writes, on the condition that the
     /// artifact is unchanged since read.
@@ -458,11 +515,19 @@ impl Registry {
                 .batch_get(&[
                     (pk.clone(), keys::manifest(digest)),
                     (pk.clone(), keys::tag(tag.as_str())),
+                    crate::policy::immutable::rules_key(keys::project_of(repo.as_str())),
                 ])
                 .await?;
             let Some(item) = &found[0] else {
                 return Err(RegistryError::ManifestUnknown);
             };
+            let moves = found[1]
+                .as_ref()
+                .and_then(|t| t.s(attr::DIGEST))
+                .is_some_and(|d| d != digest.as_ref());
+            if moves && self.immutable_tag(repo, tag.as_str(), found[2].as_ref()) {
+                return Err(super::manifests::immutable_refusal(repo, tag.as_str()));
+            }
             let rec = self.record_of(digest, item).await?;
             let parsed = crate::oci::manifest::parse_manifest(Some(&rec.media_type), &rec.bytes)?;
             let mut ops = super::manifests::tag_ops(
@@ -474,9 +539,12 @@ impl Registry {
                 now_secs(),
                 found[1].as_ref(),
             );
-            ops.push(WriteOp::Check {
+            // A new nonce: a delete that read the manifest before this tag
+            // existed must read again (and take the tag with it).
+            ops.push(WriteOp::Update {
                 pk: pk.clone(),
                 sk: keys::manifest(digest),
+                set: [(attr::NONCE.to_owned(), Attr::S(super::artifacts::nonce()))].into(),
                 cond: super::artifacts::unchanged(item),
             });
             match self.kv.transact(ops).await {

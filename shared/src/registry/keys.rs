@@ -17,6 +17,10 @@
 //! | `REPO#<name>` | `ACC#<subject>#<digest>` | an accessory (signature, SBOM, …) of a subject artifact |
 //! | `REPO#<name>` | `LABEL#<digest>#<label id>` | a label attached to an artifact |
 //! | `PSTATS#<project>` | `META` | the project's repository count |
+//! | `QUOTA#<project>` | `META` | storage used, limit and room left (exact) |
+//! | `QREF#<project>#<digest>` | `META` | how many links and manifests of the project hold the digest |
+//! | `LINKED#<shard>` | `<repo>` | every repository that holds blobs, for the collector |
+//! | `GCQ#<shard>` | `<digest>` | blobs that lost a link: what the collector looks at |
 //!
 //! Counts are changed in the same transaction as the change they count
 //! (with `ADD`), so `X-Total-Count` of a listing is one read and never
@@ -43,8 +47,19 @@ pub mod attr {
     pub const DOC: &str = "doc";
     pub const VERSION: &str = "v";
     pub const PUSHED_AT: &str = "pushed";
-    /// Last time a manifest push referenced the blob (epoch seconds).
+    /// Blob link (and `LINKED#` entry): last time an upload, mount or
+    /// manifest push relied on it (epoch seconds), refreshed at most every
+    /// half grace (DESIGN §6, `registry::gc`).
     pub const LAST_REFERENCED: &str = "lra";
+    /// Blob `META`: how many repository links name the blob, kept exact.
+    pub const LINKS: &str = "links";
+    /// Reference counts (`QREF#`).
+    pub const COUNT: &str = "n";
+    /// Quota item: bytes used, the limit (absent: unlimited) and the room
+    /// left under it, which a charge is conditioned on.
+    pub const USED: &str = "used";
+    pub const LIMIT: &str = "limit";
+    pub const ROOM: &str = "room";
     /// When an upload session expires (epoch seconds). The item's own TTL
     /// is later, so the sweeper still finds what to clean up.
     pub const EXPIRES: &str = "exp";
@@ -135,6 +150,47 @@ pub const ALL_PROJECTS: &str = "*";
 /// The project statistics item: its repository count.
 pub fn project_stats(project: &str) -> String {
     format!("PSTATS#{project}")
+}
+
+/// A project's quota and usage item.
+pub fn quota(project: &str) -> String {
+    format!("QUOTA#{project}")
+}
+
+/// How many links and manifests of `project` hold `digest` (the project is
+/// charged for the digest while this is above zero).
+pub fn project_ref(project: &str, digest: &Digest) -> String {
+    format!("QREF#{project}#{digest}")
+}
+
+/// Shards of the `LINKED#` and `GCQ#` indexes.
+pub const GC_SHARDS: [char; 16] = UPLOAD_INDEX_SHARDS;
+
+fn shard_of(text: &str) -> char {
+    // FNV-1a: stable across builds and platforms.
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    GC_SHARDS[(h % 16) as usize]
+}
+
+/// The `LINKED#` partition of `repo`: by project, so one project's
+/// repositories share a partition.
+pub fn linked(repo: &str) -> String {
+    linked_shard(shard_of(project_of(repo)))
+}
+
+pub fn linked_shard(shard: char) -> String {
+    format!("LINKED#{shard}")
+}
+
+/// The collector's candidate partition of `digest`.
+pub fn gc_candidates(digest: &Digest) -> String {
+    gc_candidate_shard(shard_of(digest.digest()))
+}
+
+pub fn gc_candidate_shard(shard: char) -> String {
+    format!("GCQ#{shard}")
 }
 
 /// The project a repository belongs to (its first path component).

@@ -23,11 +23,13 @@ use serde::{Deserialize, Serialize};
 
 use super::artifacts::{artifact_ops, nonce, release_ops, repo_meta_op};
 use super::keys::{self, attr};
-use super::uploads::touch_blob;
+use super::uploads::linked_entry;
+use super::usage::{self, Charges};
 use super::{Registry, RegistryError, Result};
 use crate::oci::digest::{digest_bytes, parse_digest};
 use crate::oci::manifest::{MAX_MANIFEST_SIZE, ParsedManifest, parse_manifest};
 use crate::oci::{Algorithm, Digest, Reference, RepoName, Tag};
+use crate::policy::immutable;
 use crate::store::blob::read_all;
 use crate::store::kv::MAX_TRANSACTION_OPS;
 use crate::store::{Attr, Cond, Item, KvError, Query, WriteOp, now_secs};
@@ -52,8 +54,8 @@ pub struct PutOutcome {
 /// What a manifest references, kept for deletes and garbage collection.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct Refs {
-    blobs: Vec<String>,
-    children: Vec<String>,
+    pub(super) blobs: Vec<String>,
+    pub(super) children: Vec<String>,
 }
 
 /// The descriptor the referrers API lists.
@@ -146,7 +148,12 @@ impl Registry {
         now: i64,
     ) -> Result<()> {
         let repo_pk = keys::repo(repo);
-        // One batch read: links, children, current tag, catalog entry.
+        let project = keys::project_of(repo.as_str());
+        let read_at = std::time::Instant::now();
+        let at = now_secs();
+        // One batch read: links, children, current tag, catalog entry, the
+        // manifest itself, the project's holder count of it, and the
+        // project's immutability rules when a tag moves.
         let mut lookups: Vec<(String, String)> = parsed
             .blobs
             .iter()
@@ -166,6 +173,11 @@ impl Registry {
         lookups.push((keys::CATALOG.to_owned(), keys::catalog_entry(repo)));
         let self_at = lookups.len();
         lookups.push((repo_pk.clone(), keys::manifest(digest)));
+        lookups.push(usage::ref_key(project, digest));
+        let rules_at = lookups.len();
+        if tag.is_some() {
+            lookups.push(immutable::rules_key(project));
+        }
         let found = self.kv.batch_get(&lookups).await?;
         let referenced = parsed.blobs.iter().chain(&parsed.children);
         for (r, f) in referenced.zip(&found) {
@@ -179,6 +191,14 @@ impl Registry {
                     "the descriptor of {} says {} bytes, the stored content has {stored}",
                     r.digest, r.size
                 )));
+            }
+        }
+        if let Some(t) = tag {
+            let current = found[tag_at].as_ref().and_then(|i| i.s(attr::DIGEST));
+            if current.is_some_and(|c| c != digest.as_ref())
+                && self.immutable_tag(repo, t.as_str(), found[rules_at].as_ref())
+            {
+                return Err(immutable_refusal(repo, t.as_str()));
             }
         }
 
@@ -234,7 +254,6 @@ impl Registry {
                     .with(attr::CREATED, Attr::N(now)),
                 cond: Cond::NotExists,
             });
-            let project = keys::project_of(repo.as_str());
             ops.push(WriteOp::count(
                 keys::project_stats(project),
                 keys::META,
@@ -247,38 +266,115 @@ impl Registry {
                 attr::REPOS,
                 1,
             ));
+            ops.push(linked_entry(repo, at));
         }
         if new_repo || change.new_manifest {
             ops.push(repo_meta_op(repo, change.artifacts, now));
         }
+        let mut charges = Charges::default();
+        if found[self_at].is_none() {
+            // The manifest is new to the repository: one more holder of
+            // its digest in the project.
+            let held = usage::hold(
+                &mut ops,
+                project,
+                digest,
+                size as i64,
+                found[self_at + 1].as_ref(),
+            );
+            charges.add(project, held);
+        }
+        let charge_ops = {
+            let mut c = Vec::new();
+            charges.push_into(&mut c, now);
+            c
+        };
         let touches: Vec<WriteOp> = parsed
             .blobs
             .iter()
-            .map(|b| touch_blob(&b.digest, now))
+            .zip(&found)
+            .map(|(b, link)| self.rely_on_link(repo, &b.digest, link.as_ref(), at))
             .collect();
-        // Manifests with very many layers: mark the surplus blobs first, in
-        // transactions of their own (marking early is harmless).
-        let room = MAX_TRANSACTION_OPS.saturating_sub(ops.len());
+        // Manifests with very many layers: rely on the surplus links first,
+        // in transactions of their own (refreshing early is harmless).
+        let room = MAX_TRANSACTION_OPS.saturating_sub(ops.len() + charge_ops.len());
         let (early, last) = touches.split_at(touches.len().saturating_sub(room));
         for chunk in early.chunks(MAX_TRANSACTION_OPS) {
-            self.transact_touching(chunk.to_vec()).await?;
+            self.transact_touching(chunk.to_vec(), &Charges::default(), 0)
+                .await?;
         }
         ops.extend_from_slice(last);
-        self.transact_touching(ops).await
+        let charges_at = ops.len();
+        ops.extend(charge_ops);
+        // The collector's safety rests on this (see `registry::gc`): no
+        // more than half the grace passes between reading the links and
+        // committing. A push slower than that reads again.
+        if read_at.elapsed() > self.opts.grace() / 2 {
+            return Err(RegistryError::Kv(KvError::Conflict));
+        }
+        self.transact_touching(ops, &charges, charges_at).await
     }
 
-    /// Runs a transaction, reporting a failed blob touch as
-    /// `MANIFEST_BLOB_UNKNOWN` (the blob was collected meanwhile).
-    async fn transact_touching(&self, ops: Vec<WriteOp>) -> Result<()> {
+    /// The write that relies on `repo`'s link to `digest` (as read at
+    /// `at`) in a push: a check that it still exists, which also refreshes
+    /// its time when that is older than half the grace (DESIGN §6). Links
+    /// of popular layers are so written at most once per half grace, not
+    /// on every push, and the collector stays safe: after the push
+    /// commits, the link's time is within a grace of the commit (see
+    /// `registry::gc`).
+    fn rely_on_link(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        link: Option<&Item>,
+        at: i64,
+    ) -> WriteOp {
+        let half = (self.opts.grace().as_secs() / 2) as i64;
+        let fresh = link
+            .and_then(|l| l.n(attr::LAST_REFERENCED))
+            .is_some_and(|t| t >= at - half);
+        let (pk, sk) = (keys::repo(repo), keys::blob_link(digest));
+        if fresh {
+            WriteOp::Check {
+                pk,
+                sk,
+                cond: Cond::Exists,
+            }
+        } else {
+            WriteOp::Update {
+                pk,
+                sk,
+                set: [(attr::LAST_REFERENCED.to_owned(), Attr::N(at))].into(),
+                cond: Cond::Exists,
+            }
+        }
+    }
+
+    /// Runs a push's transaction, reporting a failed link as
+    /// `MANIFEST_BLOB_UNKNOWN` (the blob was collected meanwhile) and a
+    /// failed charge (from `charges_at`) as the quota refusal it is.
+    async fn transact_touching(
+        &self,
+        ops: Vec<WriteOp>,
+        charges: &Charges,
+        charges_at: usize,
+    ) -> Result<()> {
         let touched = |index: usize| match ops.get(index) {
-            Some(WriteOp::Update { pk, .. }) => keys::blob_digest(pk),
+            Some(WriteOp::Update { sk, .. } | WriteOp::Check { sk, .. }) => sk
+                .strip_prefix(keys::BLOB_PREFIX)
+                .and_then(|d| parse_digest(d).ok()),
             _ => None,
         };
         match self.kv.transact(ops.clone()).await {
-            Err(KvError::ConditionFailed { index }) => match touched(index) {
-                Some(d) => Err(RegistryError::ManifestBlobUnknown(d)),
-                None => Err(RegistryError::Kv(KvError::ConditionFailed { index })),
-            },
+            Err(KvError::ConditionFailed { index }) => {
+                if let Some((p, d)) = charges.project_at(charges_at, index) {
+                    return Err(self.refused_charge(p, d).await);
+                }
+                match touched(index) {
+                    Some(d) => Err(RegistryError::ManifestBlobUnknown(d)),
+                    None => Err(RegistryError::Kv(KvError::ConditionFailed { index })),
+                }
+            }
             r => Ok(r?),
         }
     }
@@ -374,16 +470,23 @@ impl Registry {
     }
 
     /// Deletes a tag, or a manifest with every tag pointing at it and its
-    /// referrer entry.
+    /// referrer entry. An immutable tag is neither deleted nor deleted with.
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         let repo_pk = keys::repo(repo);
         match reference {
             Reference::Tag(t) => {
-                let item = self
+                let project = keys::project_of(repo.as_str());
+                let found = self
                     .kv
-                    .get(&repo_pk, &keys::tag(t.as_str()))
-                    .await?
-                    .ok_or(RegistryError::ManifestUnknown)?;
+                    .batch_get(&[
+                        (repo_pk.clone(), keys::tag(t.as_str())),
+                        immutable::rules_key(project),
+                    ])
+                    .await?;
+                let item = found[0].as_ref().ok_or(RegistryError::ManifestUnknown)?;
+                if self.immutable_tag(repo, t.as_str(), found[1].as_ref()) {
+                    return Err(immutable_refusal(repo, t.as_str()));
+                }
                 let digest = item.s(attr::DIGEST).unwrap_or_default().to_owned();
                 let mut ops = vec![WriteOp::Delete {
                     pk: repo_pk.clone(),
@@ -404,29 +507,70 @@ impl Registry {
             Reference::Digest(d) => {
                 let mut backoff = Backoff::default();
                 loop {
-                    match self.try_delete_manifest(repo, d).await {
+                    match self.try_delete_manifest(repo, d, None).await {
                         Err(RegistryError::Kv(
                             KvError::ConditionFailed { .. } | KvError::Conflict,
                         )) => backoff.wait().await?,
-                        r => return r,
+                        r => return r.map(drop),
                     }
                 }
             }
         }
     }
 
+    /// Deletes a manifest the collector found untagged, only if it still
+    /// has no tag and was last pushed before `cutoff` (epoch seconds):
+    /// false when it changed meanwhile (it stays).
+    pub(super) async fn delete_untagged(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        cutoff: i64,
+    ) -> Result<bool> {
+        match self.try_delete_manifest(repo, digest, Some(cutoff)).await {
+            Ok(deleted) => Ok(deleted),
+            Err(RegistryError::Kv(KvError::ConditionFailed { .. } | KvError::Conflict))
+            | Err(RegistryError::ManifestUnknown) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// One attempt at deleting a manifest with its tags and referrer entry:
     /// fails with `ConditionFailed` if a concurrent push or tag move
-    /// changed what was read.
-    async fn try_delete_manifest(&self, repo: &RepoName, d: &Digest) -> Result<()> {
+    /// changed what was read. With `untagged_before`, deletes only an
+    /// untagged manifest pushed before it (false otherwise).
+    async fn try_delete_manifest(
+        &self,
+        repo: &RepoName,
+        d: &Digest,
+        untagged_before: Option<i64>,
+    ) -> Result<bool> {
         let repo_pk = keys::repo(repo);
-        let item = self
+        let project = keys::project_of(repo.as_str());
+        let found = self
             .kv
-            .get(&repo_pk, &keys::manifest(d))
-            .await?
-            .ok_or(RegistryError::ManifestUnknown)?;
+            .batch_get(&[
+                (repo_pk.clone(), keys::manifest(d)),
+                usage::ref_key(project, d),
+                immutable::rules_key(project),
+                (keys::quota(project), keys::META.to_owned()),
+            ])
+            .await?;
+        let item = found[0].clone().ok_or(RegistryError::ManifestUnknown)?;
         let reverse = self.sort_keys(&repo_pk, &keys::tag_of_prefix(d)).await?;
         let tag_name = |sk: &str| sk.rsplit('#').next().unwrap_or_default().to_owned();
+        if let Some(cutoff) = untagged_before
+            && (!reverse.is_empty() || item.n(attr::PUSHED_AT).unwrap_or(0) >= cutoff)
+        {
+            return Ok(false);
+        }
+        if let Some(t) = reverse
+            .iter()
+            .map(|sk| tag_name(sk))
+            .find(|t| self.immutable_tag(repo, t, found[2].as_ref()))
+        {
+            return Err(immutable_refusal(repo, &t));
+        }
         let mut tags = Vec::with_capacity(reverse.len());
         for chunk in reverse.chunks(100) {
             let lookups: Vec<(String, String)> = chunk
@@ -456,8 +600,9 @@ impl Registry {
             .await?;
         let mut last = Vec::with_capacity(2);
         let delta = release_ops(&mut last, repo, d, &item, &children, &labels);
+        let now = now_secs();
         if delta != 0 {
-            last.push(repo_meta_op(repo, delta, now_secs()));
+            last.push(repo_meta_op(repo, delta, now));
         }
         if let Some(subject) = item.s(attr::SUBJECT).and_then(|s| parse_digest(s).ok()) {
             last.push(WriteOp::delete(
@@ -465,6 +610,16 @@ impl Registry {
                 keys::referrer(&subject, d),
             ));
         }
+        // One holder fewer of the digest in the project.
+        let mut charges = Charges::default();
+        charges.add(
+            project,
+            -usage::release(&mut last, project, d, found[1].as_ref()),
+        );
+        if found[3].is_none() && found[1].is_some() {
+            self.ensure_quota(project).await?;
+        }
+        charges.push_into(&mut last, now);
         // The manifest goes only if nobody pushed it again since it was
         // read (a push of a tag to it changes the nonce).
         let unchanged = match item.s(attr::NONCE) {
@@ -491,8 +646,29 @@ impl Registry {
         for batch in batches {
             self.kv.transact(batch).await?;
         }
-        Ok(())
+        Ok(true)
     }
+
+    /// Whether `tag` of `repo` is immutable under the project's rules
+    /// (`rules`: their item as read).
+    pub(super) fn immutable_tag(&self, repo: &RepoName, tag: &str, rules: Option<&Item>) -> bool {
+        let rules = immutable::decode(rules);
+        if rules.is_empty() {
+            return false;
+        }
+        let path = repo
+            .as_str()
+            .split_once('/')
+            .map_or(repo.as_str(), |(_, r)| r);
+        immutable::is_immutable(&rules, path, tag)
+    }
+}
+
+/// Harbor's refusal of a change to an immutable tag.
+pub(super) fn immutable_refusal(repo: &RepoName, tag: &str) -> RegistryError {
+    RegistryError::Immutable(format!(
+        "the tag {repo}:{tag} is configured as immutable, cannot be updated or deleted"
+    ))
 }
 
 impl Registry {

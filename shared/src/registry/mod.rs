@@ -8,10 +8,12 @@
 pub mod artifacts;
 mod blobs;
 pub mod catalog;
+pub mod gc;
 pub mod keys;
 mod listing;
 mod manifests;
 mod uploads;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +26,7 @@ pub use blobs::BlobInfo;
 pub use listing::{Listing, ReferrersPage};
 pub use manifests::{PutOutcome, StoredManifest};
 pub use uploads::{SweepReport, UploadStatus};
+pub use usage::Usage;
 
 /// Everything the registry can refuse or fail with. The HTTP layer maps
 /// each variant to one OCI error code and status, in one place.
@@ -70,6 +73,12 @@ pub enum RegistryError {
     Busy,
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The project's storage quota has no room for the change.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// An immutable tag would be moved or deleted.
+    #[error("{0}")]
+    Immutable(String),
     #[error("request body could not be read: {0}")]
     Body(std::io::Error),
     #[error(transparent)]
@@ -105,6 +114,26 @@ pub struct RegistryOptions {
     /// Manifests up to this size are stored inside their metadata item;
     /// larger ones go to the blob store (DynamoDB items stop at 400 KB).
     pub inline_manifest_max: usize,
+    /// How long an unreferenced blob link, untagged manifest or blob is
+    /// left alone by the collector (DESIGN §6): longer than the slowest
+    /// push takes from its first upload to its manifest. At least
+    /// [`MIN_GC_GRACE`].
+    pub gc_grace: Duration,
+}
+
+/// The shortest grace the collector's safety argument allows: a manifest
+/// push checks that no more than half of it passed between its read and
+/// its commit (`registry::gc`), so the half must outlast that step.
+pub const MIN_GC_GRACE: Duration = Duration::from_secs(4);
+
+/// The default grace: an hour, far longer than any push.
+pub const DEFAULT_GC_GRACE: Duration = Duration::from_secs(3600);
+
+impl RegistryOptions {
+    /// The grace, raised to [`MIN_GC_GRACE`] (so `0` means the shortest).
+    pub fn grace(&self) -> Duration {
+        self.gc_grace.max(MIN_GC_GRACE)
+    }
 }
 
 impl Default for RegistryOptions {
@@ -117,6 +146,7 @@ impl Default for RegistryOptions {
             upload_max_age: Duration::from_secs(7 * 24 * 3600),
             presign_ttl: Duration::from_secs(300),
             inline_manifest_max: 350 * 1024,
+            gc_grace: DEFAULT_GC_GRACE,
         }
     }
 }
@@ -147,5 +177,9 @@ impl Registry {
 
     pub fn blob_store(&self) -> &Arc<dyn BlobStore> {
         &self.blobs
+    }
+
+    pub fn options(&self) -> &RegistryOptions {
+        &self.opts
     }
 }

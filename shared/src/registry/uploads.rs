@@ -33,7 +33,10 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use super::keys::{self, attr};
+use super::usage::{self, Charges};
 use super::{Registry, RegistryError, Result};
 use crate::oci::{Algorithm, Digest, HashState, RepoName};
 use crate::store::blob::read_all;
@@ -253,7 +256,10 @@ impl Registry {
         body: ByteStream,
     ) -> Result<()> {
         let alg = algorithm(digest)?;
-        let mut l = self.load_session(repo, id).await?;
+        // One read for the session and what the commit decides on.
+        let (mut l, seen) = self
+            .load_session_with(repo, id, &seen_keys(repo, digest))
+            .await?;
         let announced = check_range(range, l.s.offset)?;
         let old_stage = l.s.staged.clone();
         let mut created = Created::default();
@@ -263,7 +269,7 @@ impl Registry {
             self.verify_and_place(&mut l, alg, digest, tail, &mut created)
                 .await?;
             let key = created.placed.clone().unwrap_or_default();
-            self.commit_blob(repo, digest, l.s.offset, &key, Some(&l))
+            self.commit_blob(repo, digest, l.s.offset, &key, Some(&l), Some(seen))
                 .await
         }
         .await;
@@ -271,9 +277,12 @@ impl Registry {
             Ok(Committed::New) => {}
             Ok(Committed::Existing(ours)) => self.forget_object(&ours).await,
             Err(e) => {
-                if matches!(e, RegistryError::DigestInvalid(_)) {
-                    // The content is not what the client claimed: the
-                    // session cannot be finished any more; drop it.
+                if matches!(
+                    e,
+                    RegistryError::DigestInvalid(_) | RegistryError::QuotaExceeded(_)
+                ) {
+                    // The content is not what the client claimed, or has
+                    // no room: the session cannot be finished any more.
                     self.discard(&l).await;
                     self.end_session(&l).await;
                 }
@@ -303,11 +312,13 @@ impl Registry {
         };
         let mut created = Created::default();
         let done = async {
+            let seen = self.kv.batch_get(&seen_keys(repo, digest)).await?;
             let (tail, _) = self.ingest(&mut l, body, &mut created).await?;
             self.verify_and_place(&mut l, alg, digest, tail, &mut created)
                 .await?;
             let key = created.placed.clone().unwrap_or_default();
-            self.commit_blob(repo, digest, l.s.offset, &key, None).await
+            self.commit_blob(repo, digest, l.s.offset, &key, None, Some(seen))
+                .await
         }
         .await;
         match done {
@@ -337,49 +348,70 @@ impl Registry {
     }
 
     /// Links a blob from `from` (or, without `from`, any blob this registry
-    /// holds) into `repo`. Returns false when there is nothing to mount.
+    /// holds) into `repo`. Returns false when there is nothing to mount;
+    /// refuses when the project has no room for it.
     pub async fn mount_blob(
         &self,
         repo: &RepoName,
         digest: &Digest,
         from: Option<&RepoName>,
     ) -> Result<bool> {
-        let meta_key = (keys::blob(digest), keys::META.to_owned());
-        let found = match from {
-            Some(f) => {
-                let link_key = (keys::repo(f), keys::blob_link(digest));
-                let mut found = self.kv.batch_get(&[meta_key, link_key]).await?;
-                // Mounting from a repository needs its link: it is what
-                // says the blob may be read through that repository.
-                if found.pop().flatten().is_none() {
-                    return Ok(false);
-                }
-                found.pop().flatten()
+        for _ in 0..5 {
+            let mut lookups = seen_keys(repo, digest);
+            if let Some(f) = from {
+                lookups.push((keys::repo(f), keys::blob_link(digest)));
             }
-            None => self.kv.get(&meta_key.0, &meta_key.1).await?,
-        };
-        let Some(meta) = found else {
-            return Ok(false);
-        };
-        let (Some(size), Some(key)) = (meta.n(attr::SIZE), meta.s(attr::KEY)) else {
-            return Ok(false);
-        };
-        // The new link carries the object key META names now.
-        let ops = vec![
-            WriteOp::Update {
-                pk: keys::blob(digest),
-                sk: keys::META.to_owned(),
-                set: [(attr::LAST_REFERENCED.to_owned(), Attr::N(now_secs()))].into(),
-                cond: Cond::Eq(attr::KEY.to_owned(), Attr::S(key.to_owned())),
-            },
-            WriteOp::put(link_item(repo, digest, size as u64, key)),
-        ];
-        match self.kv.transact(ops).await {
-            Ok(()) => Ok(true),
-            // The blob was collected or replaced since it was read.
-            Err(KvError::ConditionFailed { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
+            let found = self.kv.batch_get(&lookups).await?;
+            // Mounting from a repository needs its link: it is what says
+            // the blob may be read through that repository.
+            if from.is_some() && found.get(3).is_none_or(Option::is_none) {
+                return Ok(false);
+            }
+            let Some(meta) = &found[0] else {
+                return Ok(false);
+            };
+            let (Some(size), Some(key)) = (meta.n(attr::SIZE), meta.s(attr::KEY)) else {
+                return Ok(false);
+            };
+            let now = now_secs();
+            let new_link = found[1].is_none();
+            // The new link carries the object key META names now.
+            let mut ops = vec![blob_record_write(
+                digest,
+                i64::from(new_link),
+                [(attr::LAST_REFERENCED.to_owned(), Attr::N(now))].into(),
+                Cond::Eq(attr::KEY.to_owned(), Attr::S(key.to_owned())),
+            )];
+            let mut charges = Charges::default();
+            link_ops(
+                &mut ops,
+                &mut charges,
+                repo,
+                digest,
+                size,
+                key,
+                found[1].as_ref(),
+                found[2].as_ref(),
+                now,
+            );
+            let at = charges.push_into(&mut ops, now);
+            match self.kv.transact(ops).await {
+                Ok(()) => return Ok(true),
+                Err(KvError::ConditionFailed { index }) => {
+                    if let Some((p, d)) = charges.project_at(at, index) {
+                        match self.refused_charge(p, d).await {
+                            RegistryError::Kv(_) => {}
+                            e => return Err(e),
+                        }
+                    }
+                    // The blob was collected, replaced or linked meanwhile:
+                    // read again.
+                }
+                Err(KvError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        Ok(false)
     }
 
     /// Removes expired upload sessions and their data: multipart uploads,
@@ -588,7 +620,9 @@ impl Registry {
     /// (only if nobody changed it since it was read). If the registry
     /// already holds the digest, links the stored object instead, unless
     /// that object is missing or has the wrong size, in which case the new
-    /// one replaces it.
+    /// one replaces it. A new link charges the project when the digest is
+    /// new to it, conditioned on the room under its quota. `seen` is what
+    /// an earlier read found at [`seen_keys`].
     async fn commit_blob(
         &self,
         repo: &RepoName,
@@ -596,72 +630,106 @@ impl Registry {
         size: u64,
         key: &str,
         session: Option<&Loaded>,
+        mut seen: Option<Vec<Option<Item>>>,
     ) -> Result<Committed> {
-        let now = now_secs();
-        let session_ops = || session.map(end_session_ops).unwrap_or_default();
         // The session's ops come first: index 0 failing means another
         // request got there first.
         let lost_race =
             |e: &KvError| session.is_some() && matches!(e, KvError::ConditionFailed { index: 0 });
-        // Ends the session and records `key` as the digest's object, if `cond`
-        // holds on `META`.
-        let record_ours = |cond: Cond| {
-            let mut ops = session_ops();
-            ops.push(WriteOp::Put {
-                item: Item::new(keys::blob(digest), keys::META)
-                    .with(attr::SIZE, Attr::N(size as i64))
-                    .with(attr::KEY, Attr::S(key.to_owned()))
-                    .with(attr::LAST_REFERENCED, Attr::N(now)),
-                cond,
-            });
-            ops.push(WriteOp::put(link_item(repo, digest, size, key)));
-            ops
-        };
-        let meta_at = session_ops().len();
-        match self.kv.transact(record_ours(Cond::NotExists)).await {
-            Ok(()) => return Ok(Committed::New),
-            Err(e) if lost_race(&e) => return Err(gone()),
-            Err(KvError::ConditionFailed { index }) if index == meta_at => {}
-            Err(e) => return Err(e.into()),
-        }
-        // Already stored. Keep the stored copy if it is really there.
-        for _ in 0..5 {
-            let (ops, outcome) = match self.kv.get(&keys::blob(digest), keys::META).await? {
-                // Collected meanwhile: store ours as the first copy.
-                None => (record_ours(Cond::NotExists), Committed::New),
+        // A stored object already seen intact by this request.
+        let mut intact: Option<String> = None;
+        for _ in 0..8 {
+            let found = match seen.take() {
+                Some(f) => f,
+                None => self.kv.batch_get(&seen_keys(repo, digest)).await?,
+            };
+            let now = now_secs();
+            let mut ops = session.map(end_session_ops).unwrap_or_default();
+            let new_link = i64::from(found[1].is_none());
+            let (outcome, object) = match &found[0] {
+                None => {
+                    ops.push(WriteOp::Put {
+                        item: Item::new(keys::blob(digest), keys::META)
+                            .with(attr::SIZE, Attr::N(size as i64))
+                            .with(attr::KEY, Attr::S(key.to_owned()))
+                            .with(attr::LAST_REFERENCED, Attr::N(now))
+                            .with(attr::LINKS, Attr::N(1)),
+                        cond: Cond::NotExists,
+                    });
+                    (Committed::New, key.to_owned())
+                }
                 Some(existing) => {
-                    let stored_key = existing.s(attr::KEY).unwrap_or_default().to_owned();
-                    if stored_key == key {
+                    let stored = existing.s(attr::KEY).unwrap_or_default().to_owned();
+                    if stored == key {
                         // Nothing can have recorded a key this request just made.
                         return Err(RegistryError::UploadInvalid(
                             "the blob record already names this upload's object".into(),
                         ));
                     }
-                    let unchanged = Cond::Eq(attr::KEY.to_owned(), Attr::S(stored_key.clone()));
-                    if self.blobs.head(&stored_key).await? == Some(size) {
-                        let mut ops = session_ops();
-                        ops.push(WriteOp::Update {
-                            pk: keys::blob(digest),
-                            sk: keys::META.to_owned(),
-                            set: [(attr::LAST_REFERENCED.to_owned(), Attr::N(now))].into(),
-                            cond: unchanged,
-                        });
-                        ops.push(WriteOp::put(link_item(repo, digest, size, &stored_key)));
-                        (ops, Committed::Existing(key.to_owned()))
+                    let unchanged = Cond::Eq(attr::KEY.to_owned(), Attr::S(stored.clone()));
+                    let ok = intact.as_deref() == Some(stored.as_str())
+                        || self.blobs.head(&stored).await? == Some(size);
+                    let mut set =
+                        BTreeMap::from([(attr::LAST_REFERENCED.to_owned(), Attr::N(now))]);
+                    if ok {
+                        intact = Some(stored.clone());
+                        ops.push(blob_record_write(digest, new_link, set, unchanged));
+                        (Committed::Existing(key.to_owned()), stored)
                     } else {
-                        tracing::warn!(%digest, key = %stored_key, "stored blob object is missing or has the wrong size; replacing it with the new upload");
-                        (record_ours(unchanged), Committed::New)
+                        tracing::warn!(%digest, key = %stored, "stored blob object is missing or has the wrong size; replacing it with the new upload");
+                        set.insert(attr::KEY.to_owned(), Attr::S(key.to_owned()));
+                        set.insert(attr::SIZE.to_owned(), Attr::N(size as i64));
+                        ops.push(blob_record_write(digest, new_link, set, unchanged));
+                        (Committed::New, key.to_owned())
                     }
                 }
             };
+            let mut charges = Charges::default();
+            link_ops(
+                &mut ops,
+                &mut charges,
+                repo,
+                digest,
+                size as i64,
+                &object,
+                found[1].as_ref(),
+                found[2].as_ref(),
+                now,
+            );
+            let at = charges.push_into(&mut ops, now);
             match self.kv.transact(ops).await {
                 Ok(()) => return Ok(outcome),
                 Err(e) if lost_race(&e) => return Err(gone()),
-                Err(KvError::ConditionFailed { .. }) => continue,
+                Err(KvError::ConditionFailed { index }) => {
+                    if let Some((p, d)) = charges.project_at(at, index) {
+                        match self.refused_charge(p, d).await {
+                            RegistryError::Kv(_) => {}
+                            e => return Err(e),
+                        }
+                    }
+                }
+                Err(KvError::Conflict) => {}
                 Err(e) => return Err(e.into()),
             }
         }
         Err(RegistryError::Busy)
+    }
+
+    /// Reads a session together with `extra` items in one call.
+    async fn load_session_with(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        extra: &[(String, String)],
+    ) -> Result<(Loaded, Vec<Option<Item>>)> {
+        if !valid_upload_id(id) {
+            return Err(RegistryError::UploadUnknown);
+        }
+        let mut lookups = vec![(keys::upload(id), keys::META.to_owned())];
+        lookups.extend_from_slice(extra);
+        let mut found = self.kv.batch_get(&lookups).await?;
+        let item = found.remove(0).ok_or(RegistryError::UploadUnknown)?;
+        Ok((self.session_of(repo, id, &item)?, found))
     }
 
     async fn load_session(&self, repo: &RepoName, id: &str) -> Result<Loaded> {
@@ -673,10 +741,14 @@ impl Registry {
             .get(&keys::upload(id), keys::META)
             .await?
             .ok_or(RegistryError::UploadUnknown)?;
+        self.session_of(repo, id, &item)
+    }
+
+    fn session_of(&self, repo: &RepoName, id: &str, item: &Item) -> Result<Loaded> {
         if item.n(attr::EXPIRES).is_some_and(|e| e <= now_secs()) {
             return Err(RegistryError::UploadUnknown);
         }
-        let l = decode_session(id, &item)?;
+        let l = decode_session(id, item)?;
         if l.s.repo != repo.as_str() {
             return Err(RegistryError::UploadUnknown);
         }
@@ -818,21 +890,113 @@ fn end_session_ops(l: &Loaded) -> Vec<WriteOp> {
     ]
 }
 
-/// The repository's link to a blob.
-pub(super) fn link_item(repo: &RepoName, digest: &Digest, size: u64, key: &str) -> Item {
+/// The items a blob commit or mount decides on: the digest's record,
+/// `repo`'s link and the project's holder count.
+pub(super) fn seen_keys(repo: &RepoName, digest: &Digest) -> Vec<(String, String)> {
+    vec![
+        (keys::blob(digest), keys::META.to_owned()),
+        (keys::repo(repo), keys::blob_link(digest)),
+        usage::ref_key(keys::project_of(repo.as_str()), digest),
+    ]
+}
+
+/// The repository's link to a blob, relied on at `now`.
+pub(super) fn link_item(repo: &RepoName, digest: &Digest, size: u64, key: &str, now: i64) -> Item {
     Item::new(keys::repo(repo), keys::blob_link(digest))
         .with(attr::SIZE, Attr::N(size as i64))
         .with(attr::KEY, Attr::S(key.to_owned()))
+        .with(attr::LAST_REFERENCED, Attr::N(now))
 }
 
-/// Marks a blob as referenced now; fails if the blob was collected (DESIGN §6).
-pub(super) fn touch_blob(digest: &Digest, now: i64) -> WriteOp {
-    WriteOp::Update {
+/// A change to a blob's record: `links` added to its link count, `set`
+/// written, if `cond` holds.
+pub(super) fn blob_record_write(
+    digest: &Digest,
+    links: i64,
+    set: BTreeMap<String, Attr>,
+    cond: Cond,
+) -> WriteOp {
+    WriteOp::Upsert {
         pk: keys::blob(digest),
         sk: keys::META.to_owned(),
-        set: [(attr::LAST_REFERENCED.to_owned(), Attr::N(now))].into(),
-        cond: Cond::Exists,
+        add: if links == 0 {
+            BTreeMap::new()
+        } else {
+            [(attr::LINKS.to_owned(), links)].into()
+        },
+        set,
+        init: BTreeMap::new(),
+        cond,
     }
+}
+
+/// Writes linking `digest` (stored at `key`) into `repo`, given the link
+/// and the project's holder count as read: a new link is created only if
+/// still absent, counted for the project (charging it for a digest new to
+/// it) and makes the repository known to the collector. The caller
+/// counts the link on the blob's record.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn link_ops(
+    ops: &mut Vec<WriteOp>,
+    charges: &mut Charges,
+    repo: &RepoName,
+    digest: &Digest,
+    size: i64,
+    key: &str,
+    link: Option<&Item>,
+    count: Option<&Item>,
+    now: i64,
+) {
+    let project = keys::project_of(repo.as_str());
+    ops.push(WriteOp::Put {
+        item: link_item(repo, digest, size as u64, key, now),
+        cond: if link.is_none() {
+            Cond::NotExists
+        } else {
+            Cond::Exists
+        },
+    });
+    if link.is_none() {
+        charges.add(project, usage::hold(ops, project, digest, size, count));
+        ops.push(linked_entry(repo, now));
+    }
+}
+
+/// The collector's entry for a repository that holds something, relied on
+/// at `now` (it is removed only when older than the grace and the
+/// repository is empty).
+pub(super) fn linked_entry(repo: &RepoName, now: i64) -> WriteOp {
+    WriteOp::put(
+        Item::new(keys::linked(repo.as_str()), repo.as_str())
+            .with(attr::LAST_REFERENCED, Attr::N(now)),
+    )
+}
+
+/// Writes removing `repo`'s link to `digest` (as read: `link`), if `cond`
+/// holds on it: the blob record's link count (when there is a record),
+/// the project's holder count (releasing the bytes when it was the
+/// last), and a candidate entry for the collector.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn unlink_ops(
+    ops: &mut Vec<WriteOp>,
+    charges: &mut Charges,
+    repo: &RepoName,
+    digest: &Digest,
+    has_record: bool,
+    count: Option<&Item>,
+    cond: Cond,
+) {
+    let project = keys::project_of(repo.as_str());
+    ops.push(WriteOp::Delete {
+        pk: keys::repo(repo),
+        sk: keys::blob_link(digest),
+        cond,
+    });
+    if has_record {
+        ops.push(blob_record_write(digest, -1, BTreeMap::new(), Cond::Exists));
+    }
+    charges.add(project, -usage::release(ops, project, digest, count));
+    ops.push(WriteOp::put(super::gc::candidate(digest)));
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 /// Cases for [`Kv`](super::Kv).
 pub mod kv {
+    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     use crate::store::kv::{Attr, Cond, Item, Kv, KvError, Query, SkRange, TTL_ATTR, WriteOp};
@@ -85,6 +86,76 @@ pub mod kv {
             kv.write(del(11)).await,
             Err(KvError::ConditionFailed { .. })
         ));
+    }
+
+    pub async fn compound_conditions(kv: Arc<dyn Kv>) {
+        let pk = unique("T");
+        let put = |cond: Cond| WriteOp::Update {
+            pk: pk.clone(),
+            sk: "a".into(),
+            set: [("m".to_owned(), Attr::N(1))].into(),
+            cond,
+        };
+        let refused = |r: Result<(), KvError>| matches!(r, Err(KvError::ConditionFailed { .. }));
+        // On an absent item: Missing holds, Ge does not, Any of both does.
+        let absent = WriteOp::Upsert {
+            pk: pk.clone(),
+            sk: "a".into(),
+            add: [("n".to_owned(), 5)].into(),
+            set: BTreeMap::new(),
+            init: BTreeMap::new(),
+            cond: Cond::Any(vec![Cond::Ge("n".into(), 1), Cond::Missing("n".into())]),
+        };
+        kv.write(absent.clone()).await.unwrap();
+        // Now n = 5: Missing("n") fails, Ge(n, 5) holds, Ge(n, 6) fails.
+        assert!(refused(kv.write(put(Cond::Missing("n".into()))).await));
+        assert!(refused(kv.write(put(Cond::Ge("n".into(), 6))).await));
+        kv.write(put(Cond::Ge("n".into(), 5))).await.unwrap();
+        kv.write(put(Cond::Missing("zz".into()))).await.unwrap();
+        // All needs every part; Any needs one; Always inside is neutral.
+        assert!(refused(
+            kv.write(put(Cond::All(vec![
+                Cond::Ge("n".into(), 5),
+                Cond::Lt("n".into(), 5)
+            ])))
+            .await
+        ));
+        kv.write(put(Cond::All(vec![
+            Cond::Always,
+            Cond::Ge("n".into(), 5),
+            Cond::Lt("n".into(), 6),
+            Cond::Eq("m".into(), Attr::N(1)),
+        ])))
+        .await
+        .unwrap();
+        kv.write(put(Cond::Any(vec![
+            Cond::Lt("n".into(), 0),
+            Cond::Eq("m".into(), Attr::N(1)),
+        ])))
+        .await
+        .unwrap();
+        assert!(refused(
+            kv.write(put(Cond::Any(vec![
+                Cond::Lt("n".into(), 0),
+                Cond::NotExists
+            ])))
+            .await
+        ));
+        kv.write(put(Cond::Any(vec![Cond::Lt("n".into(), 0), Cond::Always])))
+            .await
+            .unwrap();
+        // A delete guarded by a conjunction, as the collector deletes.
+        let del = |below| WriteOp::Delete {
+            pk: pk.clone(),
+            sk: "a".into(),
+            cond: Cond::All(vec![
+                Cond::Eq("m".into(), Attr::N(1)),
+                Cond::Lt("n".into(), below),
+            ]),
+        };
+        assert!(refused(kv.write(del(5)).await));
+        kv.write(del(6)).await.unwrap();
+        assert_eq!(kv.get(&pk, "a").await.unwrap(), None);
     }
 
     pub async fn upsert_counts_without_lost_updates(kv: Arc<dyn Kv>) {
@@ -662,6 +733,7 @@ macro_rules! kv_contract {
             put_then_get_round_trips_every_attribute_kind, conditional_put_refuses_existing_item,
             version_equality_guards_replacement, delete_with_numeric_condition,
             update_sets_attributes_only_on_existing_items, upsert_counts_without_lost_updates,
+            compound_conditions,
             reverse_queries_page_downwards,
             transaction_is_all_or_nothing,
             transaction_limits_match_dynamodb, query_pages_by_prefix_in_order,

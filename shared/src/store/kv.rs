@@ -84,6 +84,14 @@ pub enum Cond {
     Eq(String, Attr),
     /// The item exists and the numeric attribute is below the value.
     Lt(String, i64),
+    /// The item exists and the numeric attribute is at least the value.
+    Ge(String, i64),
+    /// The item is absent, or has no such attribute.
+    Missing(String),
+    /// Every condition holds (an empty list holds).
+    All(Vec<Cond>),
+    /// At least one condition holds.
+    Any(Vec<Cond>),
 }
 
 impl Cond {
@@ -95,7 +103,11 @@ impl Cond {
             (Cond::Exists, c) => c.is_some(),
             (Cond::Eq(name, v), Some(i)) => i.attrs.get(name) == Some(v),
             (Cond::Lt(name, v), Some(i)) => i.n(name).is_some_and(|n| n < *v),
-            (Cond::Eq(..) | Cond::Lt(..), None) => false,
+            (Cond::Ge(name, v), Some(i)) => i.n(name).is_some_and(|n| n >= *v),
+            (Cond::Eq(..) | Cond::Lt(..) | Cond::Ge(..), None) => false,
+            (Cond::Missing(name), c) => c.is_none_or(|i| !i.attrs.contains_key(name)),
+            (Cond::All(cs), c) => cs.iter().all(|x| x.holds(c)),
+            (Cond::Any(cs), c) => cs.iter().any(|x| x.holds(c)),
         }
     }
 }

@@ -342,6 +342,12 @@ impl Api {
         self.call(Method::GET, target, None).await?.json()
     }
 
+    /// `GET target`, the answer as text (`/system/gc/{id}/log`).
+    pub(crate) async fn get_text(&self, target: &str) -> Result<String, CliError> {
+        let answer = self.call(Method::GET, target, None).await?;
+        Ok(String::from_utf8_lossy(&answer.body).into_owned())
+    }
+
     /// Every item of a paged list: `page`/`page_size` on the first request,
     /// then the `Link: <…>; rel="next"` targets, or (without `Link`) the next
     /// page number while full pages come back.

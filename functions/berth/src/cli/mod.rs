@@ -1,4 +1,4 @@
-//! The operator CLI: `berth user|project|robot|repo|artifact|label …` over the Harbor-compatible
+//! The operator CLI: `berth user|project|robot|repo|artifact|label|gc|quota …` over the Harbor-compatible
 //! REST API (`/api/v2.0`) of a running Berth (or Harbor) server.
 //!
 //! Every command authenticates with HTTP Basic auth as `--username`
@@ -11,9 +11,11 @@
 mod artifact;
 mod client;
 mod error;
+mod gc;
 mod label;
 mod project;
 mod prompt;
+mod quota;
 mod repo;
 mod robot;
 mod table;
@@ -46,6 +48,10 @@ pub(crate) enum ApiCommand {
     Artifact(ArtifactArgs),
     /// Manage labels (through the server's Harbor API).
     Label(LabelArgs),
+    /// Run and schedule garbage collection (through the server's Harbor API).
+    Gc(GcArgs),
+    /// Show and set projects' storage quotas (through the server's Harbor API).
+    Quota(QuotaArgs),
 }
 
 #[derive(Args)]
@@ -94,6 +100,22 @@ pub(crate) struct LabelArgs {
     conn: Connection,
     #[command(subcommand)]
     command: label::LabelCommand,
+}
+
+#[derive(Args)]
+pub(crate) struct GcArgs {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(subcommand)]
+    command: gc::GcCommand,
+}
+
+#[derive(Args)]
+pub(crate) struct QuotaArgs {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(subcommand)]
+    command: quota::QuotaCommand,
 }
 
 /// Where the server is and who is asking. There is deliberately no
@@ -206,6 +228,14 @@ pub(crate) async fn run(command: &ApiCommand) -> ExitCode {
         },
         ApiCommand::Label(a) => match Ctx::connect(&a.conn) {
             Ok(ctx) => label::run(&ctx, &a.command).await,
+            Err(e) => Err(e),
+        },
+        ApiCommand::Gc(a) => match Ctx::connect(&a.conn) {
+            Ok(ctx) => gc::run(&ctx, &a.command).await,
+            Err(e) => Err(e),
+        },
+        ApiCommand::Quota(a) => match Ctx::connect(&a.conn) {
+            Ok(ctx) => quota::run(&ctx, &a.command).await,
             Err(e) => Err(e),
         },
     };

@@ -785,55 +785,9 @@ pub(crate) async fn delete(
 ) -> ApiResult<Response> {
     let t = artifact_at(&ctx, &caller, &path, Resource::Artifact, Action::Delete).await?;
     let (name, rec) = (&t.repo, &t.rec);
-    delete_deeply(&ctx, name, rec, 0).await?;
+    ctx.registry.delete_artifact(name, rec).await?;
     t.audit(&ctx, &caller, "delete").await;
     Ok(StatusCode::OK.into_response())
-}
-
-async fn delete_deeply(
-    ctx: &Shared,
-    name: &RepoName,
-    rec: &ArtifactRecord,
-    depth: u8,
-) -> ApiResult<()> {
-    let reg = &ctx.registry;
-    if depth < 4 {
-        for a in reg.accessories_of(name, &rec.digest).await? {
-            if let Some(acc) = reg
-                .artifact_records(name, std::slice::from_ref(&a.digest))
-                .await?
-                .pop()
-                .flatten()
-            {
-                Box::pin(delete_deeply(ctx, name, &acc, depth + 1)).await?;
-            }
-        }
-    }
-    match reg
-        .delete_manifest(name, &Reference::Digest(rec.digest.clone()))
-        .await
-    {
-        Ok(()) | Err(crate::registry::RegistryError::ManifestUnknown) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let doc = Doc::of(rec);
-    let children: Vec<Digest> = doc
-        .manifests
-        .iter()
-        .filter_map(|m| parse_digest(&m.digest).ok())
-        .collect();
-    for child in reg
-        .artifact_records(name, &children)
-        .await?
-        .into_iter()
-        .flatten()
-    {
-        let untagged = reg.tags_of(name, &child.digest).await?.is_empty();
-        if child.parents == 0 && untagged && depth < 4 {
-            Box::pin(delete_deeply(ctx, name, &child, depth + 1)).await?;
-        }
-    }
-    Ok(())
 }
 
 /// `POST …/artifacts?from=<project>/<repo>(:tag|@digest)`: copies.

@@ -142,6 +142,8 @@ impl From<crate::registry::RegistryError> for ApiError {
                 ApiError::conflict("too many concurrent changes to the same item; try again")
             }
             R::Kv(k) => k.into(),
+            R::QuotaExceeded(m) => ApiError::forbidden(m),
+            R::Immutable(m) => ApiError::precondition(m),
             e @ (R::ManifestInvalid(_)
             | R::DigestInvalid(_)
             | R::DescriptorMismatch(_)

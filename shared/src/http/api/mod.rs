@@ -13,11 +13,14 @@ mod artifacts;
 mod audit_logs;
 mod configurations;
 mod error;
+mod gc;
+mod immutable;
 mod labels;
 mod members;
 mod openapi;
 mod projects;
 mod query;
+mod quotas;
 mod repositories;
 mod robots;
 mod search;
@@ -48,6 +51,8 @@ pub(crate) struct Ctx {
     /// The registry service (repositories, artifacts, tags).
     pub(crate) registry: Registry,
     pub(crate) public_url: Option<String>,
+    /// Starts background jobs (collections, retention runs).
+    pub(crate) jobs: Option<crate::jobs::Jobs>,
 }
 
 type Shared = Arc<Ctx>;
@@ -59,10 +64,21 @@ pub const CSRF_HEADER: &str = "x-harbor-csrf-token";
 
 /// The management API router: `/api/v2.0/…`, `/c/login`, `/c/log_out`.
 pub fn api_router(iam: Arc<Iam>, registry: Registry, public_url: Option<String>) -> Router {
+    api_router_with(iam, registry, public_url, None)
+}
+
+/// The management API router with a job queue behind it.
+pub fn api_router_with(
+    iam: Arc<Iam>,
+    registry: Registry,
+    public_url: Option<String>,
+    jobs: Option<crate::jobs::Jobs>,
+) -> Router {
     let ctx: Shared = Arc::new(Ctx {
         iam,
         registry,
         public_url,
+        jobs,
     });
     let mut api = Router::new();
     for (path, handler) in routes() {
@@ -224,7 +240,13 @@ fn routes() -> Vec<(String, MethodRouter<Shared>)> {
             delete(artifacts::remove_label),
         ),
     ];
-    for (path, handler) in labels::routes().into_iter().chain(search::routes()) {
+    for (path, handler) in labels::routes()
+        .into_iter()
+        .chain(search::routes())
+        .chain(immutable::routes())
+        .chain(gc::routes())
+        .chain(quotas::routes())
+    {
         routes.push((path.to_owned(), handler));
     }
     routes

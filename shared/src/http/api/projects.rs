@@ -148,6 +148,8 @@ struct ProjectReq {
     #[serde(default)]
     metadata: Option<serde_json::Map<String, Value>>,
     registry_id: Option<i64>,
+    /// Bytes, or -1 for unlimited (Harbor's quota, system admins only).
+    storage_limit: Option<i64>,
 }
 
 impl ProjectReq {
@@ -223,7 +225,16 @@ pub(crate) async fn create(
         created: now,
         updated: now,
     };
+    // Harbor: only system admins set a limit; anyone else's project (and
+    // 0, "the default") gets the default, which is unlimited here.
+    let limit = match req.storage_limit {
+        Some(l) if l != 0 && caller.is_admin() => super::quotas::storage_limit(l)?,
+        _ => None,
+    };
     let p = dir.create_project(project).await?;
+    if limit.is_some() {
+        ctx.registry.set_quota_limit(&p.name, limit).await?;
+    }
     ctx.audit(&caller, &p.name, "project", "create", Some(&p.name))
         .await;
     Ok(created(&format!("/api/v2.0/projects/{}", p.id)))
@@ -323,12 +334,26 @@ pub(crate) async fn update(
     if req.project_name.as_ref().is_some_and(|n| n != &prev.name) {
         return Err(ApiError::bad_request("a project cannot be renamed"));
     }
+    // Berth also takes `storage_limit` here (Harbor only on creation and
+    // through `/quotas`), from system admins alone.
+    let limit = match req.storage_limit {
+        Some(_) if !caller.is_admin() => {
+            return Err(ApiError::forbidden(
+                "only system admins may set a project's storage limit",
+            ));
+        }
+        Some(l) => Some(super::quotas::storage_limit(l)?),
+        None => None,
+    };
     let mut next = prev.clone();
     if let Some(public) = req.public()? {
         next.public = public;
     }
     next.updated = now_secs();
     ctx.iam.directory.save_project(&prev, &next).await?;
+    if let Some(limit) = limit {
+        ctx.registry.set_quota_limit(&next.name, limit).await?;
+    }
     ctx.audit(&caller, &next.name, "project", "update", Some(&next.name))
         .await;
     Ok(StatusCode::OK.into_response())
@@ -351,9 +376,16 @@ pub(crate) async fn delete(
         )));
     }
     dir.delete_project(&p).await?;
+    // Its usage and limit (a project of the same name later starts anew).
+    ctx.registry.delete_quota(&p.name).await?;
     // Its labels go with it (a project of the same name later is another
     // project, with another id).
     dir.labels().delete_project_labels(p.id).await?;
+    // And its immutable tag rules (kept by name: a project of the same
+    // name later starts with none).
+    crate::policy::ImmutableRules::new(dir.kv().clone())
+        .delete_all(&p.name)
+        .await?;
     ctx.audit(&caller, &p.name, "project", "delete", Some(&p.name))
         .await;
     Ok(StatusCode::OK.into_response())

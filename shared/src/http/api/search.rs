@@ -340,8 +340,9 @@ pub(crate) async fn health(State(ctx): State<Shared>) -> Response {
 
 /// `GET /projects/{project_name_or_id}/summary`: Harbor's `ProjectSummary`
 /// for a project the caller can see: its repository count, and member
-/// counts by role for callers who may list members (as Harbor). Quota and
-/// registry are left out.
+/// counts by role for callers who may list members, and the quota
+/// (`hard` and `used` storage) for callers who may read it (as Harbor).
+/// Registry (proxy caches) is left out.
 pub(crate) async fn project_summary(
     State(ctx): State<Shared>,
     caller: Caller,
@@ -352,6 +353,10 @@ pub(crate) async fn project_summary(
     super::projects::require(&caller, &pa, Resource::SelfProject, Action::Read)?;
     let dir = &ctx.iam.directory;
     let mut body = json!({ "repo_count": dir.project_repo_count(&p.name).await? });
+    if allows(&caller.principal, &pa, Resource::Quota, Action::Read) {
+        let usage = ctx.registry.usage(&p.name).await?;
+        body["quota"] = super::quotas::summary_json(&usage);
+    }
     if allows(&caller.principal, &pa, Resource::Member, Action::List) {
         let mut counts: HashMap<Role, usize> = HashMap::new();
         for m in dir.project_members(&p.name).await? {

@@ -90,6 +90,16 @@ fn to_item(i: &Item) -> HashMap<String, AttributeValue> {
     m
 }
 
+/// Whether a condition holds whatever the item (renders to nothing).
+fn always(c: &Cond) -> bool {
+    match c {
+        Cond::Always => true,
+        Cond::All(cs) => cs.iter().all(always),
+        Cond::Any(cs) => cs.iter().any(always),
+        _ => false,
+    }
+}
+
 /// A condition expression with its placeholders.
 #[derive(Default)]
 struct Expr {
@@ -132,6 +142,42 @@ impl Expr {
                 let live = self.live(now);
                 let (n, v) = (self.name(a), self.value(AttributeValue::N(v.to_string())));
                 Some(format!("{live} AND {n} < {v}"))
+            }
+            Cond::Ge(a, v) => {
+                let live = self.live(now);
+                let (n, v) = (self.name(a), self.value(AttributeValue::N(v.to_string())));
+                Some(format!("{live} AND {n} >= {v}"))
+            }
+            Cond::Missing(a) => {
+                let live = self.live(now);
+                let n = self.name(a);
+                Some(format!("(NOT {live} OR attribute_not_exists({n}))"))
+            }
+            // A part that renders to nothing always holds. AND binds
+            // tighter than OR, and every rendered OR is parenthesised, so
+            // parts join without parentheses of their own (DynamoDB
+            // refuses redundant ones).
+            Cond::All(cs) => {
+                let parts: Vec<String> = cs.iter().filter_map(|c| self.condition(c, now)).collect();
+                (!parts.is_empty()).then(|| parts.join(" AND "))
+            }
+            Cond::Any(cs) => {
+                if cs.iter().any(always) {
+                    return None;
+                }
+                let mut parts = Vec::with_capacity(cs.len());
+                for c in cs {
+                    parts.push(self.condition(c, now)?);
+                }
+                if parts.is_empty() {
+                    // Nothing to satisfy: never holds.
+                    let live = self.live(now);
+                    return Some(format!("NOT {live} AND {live}"));
+                }
+                if parts.len() == 1 {
+                    return parts.pop();
+                }
+                Some(format!("({})", parts.join(" OR ")))
             }
         }
     }
