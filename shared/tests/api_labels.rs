@@ -952,13 +952,16 @@ async fn search_statistics_and_summary() {
     assert_eq!(s["private_repo_count"], 0);
     assert_eq!(s["public_repo_count"], 2);
 
-    // Project summaries.
+    // Project summaries (every role may read the quota).
+    let used = api.registry.usage("team").await.unwrap().used;
+    let quota = json!({"hard": {"storage": -1}, "used": {"storage": used}});
     let r = api.get("/api/v2.0/projects/team/summary", GUEST).await;
     r.ok(StatusCode::OK);
     assert_eq!(
         r.json(),
         json!({"repo_count": 2, "project_admin_count": 1, "maintainer_count": 0,
-            "developer_count": 1, "guest_count": 1, "limited_guest_count": 1})
+            "developer_count": 1, "guest_count": 1, "limited_guest_count": 1,
+            "quota": quota})
     );
     let r = api
         .get(&format!("/api/v2.0/projects/{team}/summary"), ADMIN)
@@ -968,7 +971,7 @@ async fn search_statistics_and_summary() {
     // Limited guests see no member counts (they may not list members).
     let r = api.get("/api/v2.0/projects/team/summary", LIMITED).await;
     r.ok(StatusCode::OK);
-    assert_eq!(r.json(), json!({"repo_count": 2}));
+    assert_eq!(r.json(), json!({"repo_count": 2, "quota": quota}));
     api.get("/api/v2.0/projects/team/summary", OUTSIDER)
         .await
         .err(StatusCode::NOT_FOUND, "NOT_FOUND");

@@ -543,6 +543,9 @@ async fn quota_refuses_uploads_and_manifests_over_the_limit(reg: Registry) {
     // Config and layer fit; the manifest (~480 bytes) does not.
     let config = "{\"architecture\":\"amd64\",\"x\":1}";
     upload(&reg, &repo, config.as_bytes()).await.unwrap();
+    // Past 85 % of the limit: a warning.
+    let third = "w".repeat(300);
+    upload(&reg, &repo, third.as_bytes()).await.unwrap();
     let m = manifest_of(config, std::slice::from_ref(&small));
     let r = reg
         .put_manifest(
@@ -558,7 +561,7 @@ async fn quota_refuses_uploads_and_manifests_over_the_limit(reg: Registry) {
             .await
             .is_err()
     );
-    let blobs = (small.len() + config.len()) as i64;
+    let blobs = (small.len() + config.len() + third.len()) as i64;
     assert_eq!(reg.usage(&project).await.unwrap().used, blobs);
     reg.set_quota_limit(&project, None).await.unwrap();
     reg.put_manifest(
@@ -584,6 +587,28 @@ async fn quota_refuses_uploads_and_manifests_over_the_limit(reg: Registry) {
         upload(&reg, &repo, b"one more byte").await,
         Err(RegistryError::QuotaExceeded(_))
     ));
+    // Crossing 85 % of the limit raised a warning, in the same
+    // transaction as the upload; each refusal an exceed event.
+    let events: Vec<_> = reg
+        .outbox(10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.project == project)
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "QUOTA_EXCEED").count(),
+        3,
+        "{kinds:?}"
+    );
+    let warnings: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "QUOTA_WARNING")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{kinds:?}");
+    assert_eq!(warnings[0].data["limit"], 700);
+    assert!(warnings[0].data["used"].as_i64().unwrap() >= 595);
 }
 
 #[cfg(feature = "aws")]

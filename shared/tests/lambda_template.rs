@@ -719,13 +719,23 @@ fn default_route_goes_to_a_function_that_serves_and_cleans_up_uploads() {
     }
 }
 
+/// The gc worker ticks every five minutes (due scheduled collections and
+/// retention runs, stalled tasks, expired uploads) and, like the admin
+/// function that starts runs, may send to its own queue to fan out.
 #[test]
-fn gc_sweeps_upload_sessions_hourly() {
+fn gc_ticks_often_and_fans_out_over_its_queue() {
     let t = template();
     assert_eq!(
         t["Parameters"]["GcScheduleExpression"]["Default"],
-        "rate(1 hour)"
+        "rate(5 minutes)"
     );
+    for f in ["gc", "admin"] {
+        assert_eq!(
+            env_of(&t, f)["GC_QUEUE_URL"],
+            serde_json::json!({"Ref": "GcQueue"}),
+            "{f}"
+        );
+    }
     let table: BTreeSet<String> = [
         "GetItem",
         "Query",

@@ -283,8 +283,8 @@ impl Matrix {
         let cell = match op {
             Op::SummaryQuota if ok => {
                 let q = &r.json()["quota"];
-                if !q.is_null() && !(q["hard"]["storage"].is_i64() && q["used"]["storage"].is_i64())
-                {
+                let whole = q["hard"]["storage"].is_i64() && q["used"]["storage"].is_i64();
+                if !q.is_null() && !whole {
                     problems.push(format!("a quota without hard and used storage: {q}"));
                 }
                 Cell::Quota(!q.is_null())

@@ -16,11 +16,16 @@
 //! an immutable tag, which stays (Harbor's `retainAction`, reported as
 //! `IMMUTABLE`). A repository no enabled rule applies to is left alone.
 //!
-//! Untagged artifacts are candidates too: a tag selector selects one as
-//! its `extras` `{"untagged": …}` says (default: yes for `matches`, no for
-//! `excludes`; [`Selector::untagged`]). So a rule with `matches **` and
-//! `untagged: false` keeps only tagged artifacts, and the untagged ones
-//! go unless another rule keeps them (Harbor PR #10922).
+//! Untagged artifacts are candidates too, and a rule keeps one only if its
+//! tag selectors select it ([`Selector::selects_tags`], Harbor's
+//! doublestar selector): a `matches` selector selects untagged artifacts
+//! when its `extras` say `{"untagged": true}`, an `excludes` selector when
+//! they say `{"untagged": false}` (there the box means "exclude untagged
+//! ones too"); without `extras`, Harbor's upgrade default selects them
+//! either way. So `matches **` without the box keeps only tagged
+//! artifacts, and the untagged ones go unless another rule keeps them;
+//! `excludes **` without it keeps only the untagged ones (Harbor PR
+//! #10922).
 //!
 //! An artifact's push time is the latest of its own and its tags' push
 //! times, its pull time its last pull (Harbor's `GetCandidates`). Ties
@@ -330,7 +335,12 @@ impl Template {
             Template::LatestPulledN(n) => latest(n, &|c| c.pulled),
             Template::LatestActiveK(k) => latest(k, &|c| c.pushed.max(c.pulled)),
             Template::NDaysSinceLastPush(n) => within(days(n), &|c| c.pushed, false),
-            Template::NDaysSinceLastPull(n) => within(days(n), &|c| c.pulled, false),
+            // Never pulled is never within (Harbor's zero time).
+            Template::NDaysSinceLastPull(n) => within(
+                days(n),
+                &|c| if c.pulled > 0 { c.pulled } else { i64::MIN },
+                false,
+            ),
             Template::LastXDays(x) => within(days(x), &|c| c.pushed, true),
         }
     }
@@ -1263,16 +1273,35 @@ mod tests {
             (MATCHES, "**", false),
             (REPO_MATCHES, "**"),
         );
-        assert_eq!(kept(&[v_only.clone()], &c), ["v1", "v2", "latest"]);
+        assert_eq!(
+            kept(std::slice::from_ref(&v_only), &c),
+            ["v1", "v2", "latest"]
+        );
         // The newest *tagged* artifact: the untagged one is not selected.
-        assert_eq!(kept(&[newest.clone()], &c), ["latest"]);
+        assert_eq!(kept(std::slice::from_ref(&newest), &c), ["latest"]);
         assert_eq!(kept(&[v_only.clone(), newest], &c), ["v1", "v2", "latest"]);
         let dev = rule(ALWAYS, None, (EXCLUDES, "v*", false), (REPO_MATCHES, "**"));
-        // excludes: any tag not matching; untagged only with untagged:true.
-        assert_eq!(kept(&[dev], &c), ["dev", "latest"]);
-        let untagged = rule(ALWAYS, None, (EXCLUDES, "**", true), (REPO_MATCHES, "**"));
-        // Harbor PR #10922 (d): excluding ** with untagged keeps only untagged.
+        // excludes: any tag not matching; untagged ones unless the box
+        // ("exclude untagged too") is ticked.
+        assert_eq!(kept(&[dev], &c), ["dev", "latest", "none"]);
+        // Harbor PR #10922 (c): excluding ** keeps only the untagged ones;
+        // (d): with the box, nothing.
+        let untagged = rule(ALWAYS, None, (EXCLUDES, "**", false), (REPO_MATCHES, "**"));
         assert_eq!(kept(&[untagged], &c), ["none"]);
+        let nothing = rule(ALWAYS, None, (EXCLUDES, "**", true), (REPO_MATCHES, "**"));
+        assert!(kept(&[nothing], &c).is_empty());
+        // (a) matching ** with the box keeps everything.
+        let all = rule(ALWAYS, None, (MATCHES, "**", true), (REPO_MATCHES, "**"));
+        assert_eq!(kept(&[all], &c).len(), 5);
+        // Without extras, Harbor's upgrade default selects untagged ones.
+        let mut bare = rule(
+            ALWAYS,
+            None,
+            (MATCHES, "latest", false),
+            (REPO_MATCHES, "**"),
+        );
+        bare.tag_selectors[0].extras.clear();
+        assert_eq!(kept(&[bare], &c), ["latest", "none"]);
         let with_untagged = rule(
             ALWAYS,
             None,

@@ -526,7 +526,11 @@ impl Registry {
                 .and_then(|t| t.s(attr::DIGEST))
                 .is_some_and(|d| d != digest.as_ref());
             if moves && self.immutable_tag(repo, tag.as_str(), found[2].as_ref()) {
-                return Err(super::manifests::immutable_refusal(repo, tag.as_str()));
+                return Err(super::manifests::immutable_refusal(
+                    repo,
+                    tag.as_str(),
+                    super::manifests::Refused::Update,
+                ));
             }
             let rec = self.record_of(digest, item).await?;
             let parsed = crate::oci::manifest::parse_manifest(Some(&rec.media_type), &rec.bytes)?;

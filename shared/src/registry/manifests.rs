@@ -174,6 +174,7 @@ impl Registry {
         let self_at = lookups.len();
         lookups.push((repo_pk.clone(), keys::manifest(digest)));
         lookups.push(usage::ref_key(project, digest));
+        lookups.push(usage::quota_key(project));
         let rules_at = lookups.len();
         if tag.is_some() {
             lookups.push(immutable::rules_key(project));
@@ -198,7 +199,7 @@ impl Registry {
             if current.is_some_and(|c| c != digest.as_ref())
                 && self.immutable_tag(repo, t.as_str(), found[rules_at].as_ref())
             {
-                return Err(immutable_refusal(repo, t.as_str()));
+                return Err(immutable_refusal(repo, t.as_str(), Refused::Push));
             }
         }
 
@@ -284,6 +285,12 @@ impl Registry {
             );
             charges.add(project, held);
         }
+        charges.warn(
+            &mut ops,
+            project,
+            found[self_at + 2].as_ref(),
+            self.opts.quota_warning_pct,
+        );
         let charge_ops = {
             let mut c = Vec::new();
             charges.push_into(&mut c, now);
@@ -485,7 +492,7 @@ impl Registry {
                     .await?;
                 let item = found[0].as_ref().ok_or(RegistryError::ManifestUnknown)?;
                 if self.immutable_tag(repo, t.as_str(), found[1].as_ref()) {
-                    return Err(immutable_refusal(repo, t.as_str()));
+                    return Err(immutable_refusal(repo, t.as_str(), Refused::Delete));
                 }
                 let digest = item.s(attr::DIGEST).unwrap_or_default().to_owned();
                 let mut ops = vec![WriteOp::Delete {
@@ -569,7 +576,7 @@ impl Registry {
             .map(|sk| tag_name(sk))
             .find(|t| self.immutable_tag(repo, t, found[2].as_ref()))
         {
-            return Err(immutable_refusal(repo, &t));
+            return Err(immutable_refusal(repo, &t, Refused::Delete));
         }
         let mut tags = Vec::with_capacity(reverse.len());
         for chunk in reverse.chunks(100) {
@@ -649,6 +656,16 @@ impl Registry {
         Ok(true)
     }
 
+    /// Which of `tags` of `repo` the project's immutability rules hold.
+    pub async fn immutable_tags(&self, repo: &RepoName, tags: &[&str]) -> Result<Vec<bool>> {
+        let (pk, sk) = immutable::rules_key(keys::project_of(repo.as_str()));
+        let rules = self.kv.get(&pk, &sk).await?;
+        Ok(tags
+            .iter()
+            .map(|t| self.immutable_tag(repo, t, rules.as_ref()))
+            .collect())
+    }
+
     /// Whether `tag` of `repo` is immutable under the project's rules
     /// (`rules`: their item as read).
     pub(super) fn immutable_tag(&self, repo: &RepoName, tag: &str, rules: Option<&Item>) -> bool {
@@ -664,11 +681,29 @@ impl Registry {
     }
 }
 
-/// Harbor's refusal of a change to an immutable tag.
-pub(super) fn immutable_refusal(repo: &RepoName, tag: &str) -> RegistryError {
-    RegistryError::Immutable(format!(
-        "the tag {repo}:{tag} is configured as immutable, cannot be updated or deleted"
-    ))
+/// What a refused change to an immutable tag was.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Refused {
+    /// A push moving the tag.
+    Push,
+    /// Moving it through the API.
+    Update,
+    Delete,
+}
+
+/// Harbor's refusal of a change to an immutable tag (its words).
+pub(super) fn immutable_refusal(repo: &RepoName, tag: &str, what: Refused) -> RegistryError {
+    let path = repo
+        .as_str()
+        .split_once('/')
+        .map_or(repo.as_str(), |(_, r)| r);
+    RegistryError::Immutable(match what {
+        Refused::Push => {
+            format!("Failed to process request due to '{path}:{tag}' configured as immutable.")
+        }
+        Refused::Update => format!("the tag {tag} configured as immutable, cannot be updated"),
+        Refused::Delete => format!("the tag {tag} configured as immutable, cannot be deleted"),
+    })
 }
 
 impl Registry {

@@ -8,6 +8,7 @@
 pub mod artifacts;
 mod blobs;
 pub mod catalog;
+pub mod events;
 pub mod gc;
 pub mod keys;
 mod listing;
@@ -119,6 +120,9 @@ pub struct RegistryOptions {
     /// push takes from its first upload to its manifest. At least
     /// [`MIN_GC_GRACE`].
     pub gc_grace: Duration,
+    /// A project's usage crossing this percentage of its limit raises a
+    /// `QUOTA_WARNING` event (0: never).
+    pub quota_warning_pct: u8,
 }
 
 /// The shortest grace the collector's safety argument allows: a manifest
@@ -147,6 +151,7 @@ impl Default for RegistryOptions {
             presign_ttl: Duration::from_secs(300),
             inline_manifest_max: 350 * 1024,
             gc_grace: DEFAULT_GC_GRACE,
+            quota_warning_pct: 85,
         }
     }
 }

@@ -364,7 +364,7 @@ impl Registry {
             let found = self.kv.batch_get(&lookups).await?;
             // Mounting from a repository needs its link: it is what says
             // the blob may be read through that repository.
-            if from.is_some() && found.get(3).is_none_or(Option::is_none) {
+            if from.is_some() && found.get(4).is_none_or(Option::is_none) {
                 return Ok(false);
             }
             let Some(meta) = &found[0] else {
@@ -393,6 +393,13 @@ impl Registry {
                 found[1].as_ref(),
                 found[2].as_ref(),
                 now,
+            );
+            let project = keys::project_of(repo.as_str());
+            charges.warn(
+                &mut ops,
+                project,
+                found[3].as_ref(),
+                self.opts.quota_warning_pct,
             );
             let at = charges.push_into(&mut ops, now);
             match self.kv.transact(ops).await {
@@ -696,6 +703,13 @@ impl Registry {
                 found[2].as_ref(),
                 now,
             );
+            let project = keys::project_of(repo.as_str());
+            charges.warn(
+                &mut ops,
+                project,
+                found[3].as_ref(),
+                self.opts.quota_warning_pct,
+            );
             let at = charges.push_into(&mut ops, now);
             match self.kv.transact(ops).await {
                 Ok(()) => return Ok(outcome),
@@ -897,6 +911,7 @@ pub(super) fn seen_keys(repo: &RepoName, digest: &Digest) -> Vec<(String, String
         (keys::blob(digest), keys::META.to_owned()),
         (keys::repo(repo), keys::blob_link(digest)),
         usage::ref_key(keys::project_of(repo.as_str()), digest),
+        usage::quota_key(keys::project_of(repo.as_str())),
     ]
 }
 

@@ -49,6 +49,11 @@ impl Usage {
     }
 }
 
+/// The key of a project's quota item.
+pub(super) fn quota_key(project: &str) -> (String, String) {
+    (keys::quota(project), keys::META.to_owned())
+}
+
 /// The key of `digest`'s holder count in `project`.
 pub(super) fn ref_key(project: &str, digest: &Digest) -> (String, String) {
     (keys::project_ref(project, digest), keys::META.to_owned())
@@ -138,6 +143,32 @@ impl Charges {
         at
     }
 
+    /// Adds a `QUOTA_WARNING` event when this change takes `project` across
+    /// `pct` percent of its limit (`quota`: its item as read before).
+    pub(super) fn warn(
+        &self,
+        ops: &mut Vec<WriteOp>,
+        project: &str,
+        quota: Option<&Item>,
+        pct: u8,
+    ) {
+        let (Some(q), Some(delta)) = (quota, self.0.get(project)) else {
+            return;
+        };
+        let (Some(limit), used) = (q.n(attr::LIMIT), q.n(attr::USED).unwrap_or(0)) else {
+            return;
+        };
+        let line = i128::from(limit) * i128::from(pct);
+        let (before, after) = (i128::from(used) * 100, i128::from(used + delta) * 100);
+        if pct > 0 && limit > 0 && before < line && after >= line {
+            ops.push(super::events::outbox_put(&super::events::Event::new(
+                super::events::QUOTA_WARNING,
+                project,
+                serde_json::json!({"used": used + delta, "limit": limit, "percent": pct}),
+            )));
+        }
+    }
+
     /// The project charged by the write at `index` of `ops` (from `at`).
     pub(super) fn project_at(&self, at: usize, index: usize) -> Option<(&str, i64)> {
         let i = index.checked_sub(at)?;
@@ -197,6 +228,12 @@ impl Registry {
                 let u = Usage::of(project, &item);
                 match u.limit {
                     Some(limit) if item.n(attr::ROOM).unwrap_or(0) < delta => {
+                        self.raise(super::events::Event::new(
+                            super::events::QUOTA_EXCEED,
+                            project,
+                            serde_json::json!({"used": u.used, "limit": limit, "adding": delta}),
+                        ))
+                        .await;
                         RegistryError::QuotaExceeded(format!(
                             "quota exceeded when processing the request of adding {} of storage \
                              resource, which when updated to current usage of {} will exceed the \

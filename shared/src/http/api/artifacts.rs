@@ -182,7 +182,24 @@ impl View<'_> {
         stable_id("artifact", &format!("{}@{digest}", self.repo))
     }
 
-    fn tag_json(&self, digest: &Digest, t: &TagRecord, with: With, signed: bool) -> Value {
+    /// Which of `tags` the project's immutability rules hold (all false
+    /// unless `with_immutable_status` asked).
+    async fn immutable(&self, tags: &[TagRecord], with: With) -> ApiResult<Vec<bool>> {
+        if !with.immutable_status {
+            return Ok(vec![false; tags.len()]);
+        }
+        let names: Vec<&str> = tags.iter().map(|t| t.name.as_str()).collect();
+        Ok(self.ctx.registry.immutable_tags(self.repo, &names).await?)
+    }
+
+    fn tag_json(
+        &self,
+        digest: &Digest,
+        t: &TagRecord,
+        with: With,
+        signed: bool,
+        immutable: bool,
+    ) -> Value {
         let mut v = json!({
             "id": stable_id("tag", &format!("{}:{}", self.repo, t.name)),
             "repository_id": stable_id("repository", self.repo.as_str()),
@@ -190,7 +207,7 @@ impl View<'_> {
             "name": t.name,
             "push_time": rfc3339(t.pushed),
             "pull_time": NEVER,
-            "immutable": false,
+            "immutable": immutable,
         });
         if with.signature {
             v["signed"] = json!(signed);
@@ -290,13 +307,12 @@ impl View<'_> {
         };
         if with.tag {
             let signed = accessories.iter().any(|a| a.kind.starts_with("signature."));
-            let tags: Vec<Value> = self
-                .ctx
-                .registry
-                .tags_of(self.repo, &rec.digest)
-                .await?
+            let records = self.ctx.registry.tags_of(self.repo, &rec.digest).await?;
+            let immutable = self.immutable(&records, with).await?;
+            let tags: Vec<Value> = records
                 .iter()
-                .map(|t| self.tag_json(&rec.digest, t, with, signed))
+                .zip(immutable)
+                .map(|(t, i)| self.tag_json(&rec.digest, t, with, signed, i))
                 .collect();
             v["tags"] = json!(tags);
         }
@@ -327,7 +343,6 @@ impl View<'_> {
             // Scanning comes later: an artifact not yet scanned has no overview.
             v["scan_overview"] = json!({});
         }
-        let _ = with.immutable_status; // tags carry `immutable: false` until rules exist
         Ok(v)
     }
 
@@ -866,9 +881,11 @@ pub(crate) async fn list_tags(
         .into_iter()
         .filter(|t| q.iter().all(|(_, v)| v.matches(&t.name)))
         .collect();
+    let immutable = c2.immutable(&tags, with).await?;
     let out: Vec<Value> = tags
         .iter()
-        .map(|t| c2.tag_json(&rec.digest, t, with, false))
+        .zip(immutable)
+        .map(|(t, i)| c2.tag_json(&rec.digest, t, with, false, i))
         .collect();
     Ok(super::query::paged(&uri, paging, out))
 }

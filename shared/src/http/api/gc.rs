@@ -251,7 +251,10 @@ pub(crate) async fn log(
     let run = run_of(&ctx, id).await?;
     let lines = runs(&ctx).logs(id, MAX_LOG_LINES).await?;
     let mut text = String::new();
+    // The summary is as of the run's last change, or of its last line.
+    let mut last_ms = run.updated.saturating_mul(1000);
     for (at, line) in &lines {
+        last_ms = last_ms.max(*at);
         // One entry, one line, whatever a repository name held.
         let line = line.replace(['\r', '\n'], " ");
         text.push_str(&format!(
@@ -261,7 +264,7 @@ pub(crate) async fn log(
     }
     text.push_str(&format!(
         "{} [INFO] {}\n",
-        rfc3339(run.updated),
+        crate::iam::audit::rfc3339_ms(last_ms),
         summary(&run)
     ));
     let mut resp = text.into_response();
@@ -398,6 +401,10 @@ async fn kick(ctx: &Shared, caller: &Caller, req: ScheduleReq) -> Result<Kicked,
         )
         .await;
         return Ok(Kicked::Started(run));
+    }
+    if req.kind == "Custom" && req.cron.trim().is_empty() {
+        // (Harbor's words.)
+        return Err(ApiError::bad_request("empty cron string for gc schedule").into_response());
     }
     let params = serde_json::to_value(req.params).unwrap_or_default();
     schedules(ctx)

@@ -22,6 +22,7 @@ mod projects;
 mod query;
 mod quotas;
 mod repositories;
+mod retentions;
 mod robots;
 mod search;
 mod session;
@@ -246,6 +247,7 @@ fn routes() -> Vec<(String, MethodRouter<Shared>)> {
         .chain(immutable::routes())
         .chain(gc::routes())
         .chain(quotas::routes())
+        .chain(retentions::routes())
     {
         routes.push((path.to_owned(), handler));
     }

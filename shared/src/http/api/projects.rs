@@ -386,6 +386,11 @@ pub(crate) async fn delete(
     crate::policy::ImmutableRules::new(dir.kv().clone())
         .delete_all(&p.name)
         .await?;
+    // And its retention policy with its schedule (Harbor's
+    // DeleteRetentionByProject).
+    crate::policy::retention::RetentionPolicies::new(dir.kv().clone())
+        .delete_project(&p.name)
+        .await?;
     ctx.audit(&caller, &p.name, "project", "delete", Some(&p.name))
         .await;
     Ok(StatusCode::OK.into_response())
