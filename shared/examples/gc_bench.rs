@@ -10,6 +10,7 @@
 //!     --example gc_bench -- local /tmp/gc-bench
 //! eval "$(localstack/moto-up)"; cargo run … --example gc_bench -- aws
 //! ```
+#![allow(clippy::unwrap_used)] // a benchmark: a failure is a panic
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -750,8 +750,11 @@ fn berth_command(
     // Flags win over their environment twins, but keep the environment from
     // pointing anywhere else either (public URL, gateway, secret, backend).
     process::env_remove_prefixed(&mut c, &["BERTH_"]);
+    // The shortest collection grace, so tests can collect what they just
+    // deleted (collections run only when a test asks).
     c.env("BERTH_LOG", "info")
-        .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("BERTH_GC_GRACE", "0");
     if let Some(env) = aws {
         c.args(["--backend", "aws", "--log-format", "json"]);
         env.apply(&mut c);

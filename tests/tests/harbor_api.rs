@@ -71,6 +71,13 @@ fn artifact_api_matches_harbors_definition() {
 }
 
 #[test]
+fn lifecycle_api_matches_harbors_definition() {
+    if runs("lifecycle_api_matches_harbors_definition") {
+        check_live("check_lifecycle.py");
+    }
+}
+
+#[test]
 fn openapi_document_is_a_subset_of_harbors() {
     if !runs("openapi_document_is_a_subset_of_harbors") {
         return;

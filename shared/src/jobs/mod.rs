@@ -38,23 +38,25 @@ impl Jobs {
 /// Runs the job workers inside this process (`berth serve`): takes jobs
 /// from the queue, runs them, and acknowledges those that succeeded (a
 /// failed or interrupted one reappears after the queue's visibility
-/// timeout, as on SQS); every `tick`, runs the scheduled work.
+/// timeout, as on SQS); every `tick`, runs the scheduled work. The tick
+/// runs in a task of its own: a receive is never cancelled half-way (it
+/// would leave the messages it took hidden until their timeout).
 pub fn spawn_local_workers(jobs: Jobs, tick: Duration) -> tokio::task::JoinHandle<()> {
     use futures_util::StreamExt;
+    let ticker_jobs = jobs.clone();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(tick.max(Duration::from_secs(1)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let received = tokio::select! {
-                _ = ticker.tick() => {
-                    if let Err(e) = jobs.gc.tick().await {
-                        tracing::warn!(error = %e, "scheduled job work failed");
-                    }
-                    continue;
-                }
-                r = jobs.queue.receive(8) => r,
-            };
-            let batch = match received {
+            ticker.tick().await;
+            if let Err(e) = ticker_jobs.gc.tick().await {
+                tracing::warn!(error = %e, "scheduled job work failed");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let batch = match jobs.queue.receive(8).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, "receiving jobs failed");

@@ -152,6 +152,11 @@ impl Schedules {
     ) -> Result<Schedule, ScheduleError> {
         let cron = match kind {
             "None" | "" | "Manual" => String::new(),
+            "Custom" if cron.trim().is_empty() => {
+                return Err(ScheduleError::Invalid(
+                    "a Custom schedule needs a cron".to_owned(),
+                ));
+            }
             "Custom" => cron.trim().to_owned(),
             k => cron_of(k)
                 .ok_or_else(|| {
