@@ -823,6 +823,152 @@ async fn untagged_artifacts_follow_the_box() {
 }
 
 #[tokio::test]
+async fn label_selectors_keep_the_labelled_ones() {
+    let api = &Api::new().await;
+    let team = api.project("team").await;
+    // A global label and a project one: candidates carry label names.
+    let label = |body: Value| async move {
+        api.post("/api/v2.0/labels", ADMIN, body)
+            .await
+            .ok(StatusCode::CREATED)
+            .location_id()
+    };
+    let keep = label(json!({"name": "keep", "scope": "g"})).await;
+    let prod = label(json!({"name": "prod", "scope": "p", "project_id": team})).await;
+    let stale = label(json!({"name": "stale", "scope": "g"})).await;
+    let both = api.push("team/app", "v1", "both").await;
+    let kept = api.push("team/app", "v2", "kept").await;
+    let prod_only = api.push("team/app", "v3", "prod-only").await;
+    let bare = api.push("team/app", "v4", "bare").await;
+    let untagged_kept = api.push("team/app", "@", "untagged-kept").await;
+    let untagged_bare = api.push("team/app", "@", "untagged-bare").await;
+    let stale_only = api.push("team/app", "v5", "stale-only").await;
+    let attach = |d: &Digest, id: i64| {
+        let path = format!("/api/v2.0/projects/team/repositories/app/artifacts/{d}/labels");
+        async move {
+            api.post(&path, ADMIN, json!({"id": id}))
+                .await
+                .ok(StatusCode::OK);
+        }
+    };
+    attach(&both, keep).await;
+    attach(&both, prod).await;
+    attach(&kept, keep).await;
+    attach(&prod_only, prod).await;
+    attach(&untagged_kept, keep).await;
+    // A label that once was: detached, it selects nothing.
+    attach(&stale_only, stale).await;
+    api.call(
+        Method::DELETE,
+        &format!("/api/v2.0/projects/team/repositories/app/artifacts/{stale_only}/labels/{stale}"),
+        ADMIN,
+        None,
+    )
+    .await
+    .ok(StatusCode::OK);
+
+    // Rule 1: always, only what carries `keep` (untagged ones alike).
+    // Rule 2: the tagged ones (of any tag) carrying `prod` and not `keep`.
+    let mut with_keep = rule("always", None, "**", true, "**");
+    with_keep["tag_selectors"] =
+        json!([{"kind": "label", "decoration": "withLabels", "pattern": "keep"}]);
+    let mut prod_not_keep = rule("latestPushedK", Some(10), "**", false, "**");
+    prod_not_keep["tag_selectors"]
+        .as_array_mut()
+        .unwrap()
+        .extend([
+            json!({"kind": "label", "decoration": "withLabels", "pattern": "prod"}),
+            json!({"kind": "label", "decoration": "withoutLabels", "pattern": "keep"}),
+        ]);
+    // A label selector refuses doublestar's decorations and an empty list.
+    for (decoration, pattern) in [
+        ("matches", "keep"),
+        ("withLabels", ""),
+        ("withLabels", "keep,"),
+    ] {
+        let mut bad = with_keep.clone();
+        bad["tag_selectors"][0]["decoration"] = decoration.into();
+        bad["tag_selectors"][0]["pattern"] = pattern.into();
+        api.post("/api/v2.0/retentions", ADMIN, policy(team, vec![bad], ""))
+            .await
+            .err(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    }
+    let id = api
+        .create_policy(policy(team, vec![with_keep, prod_not_keep], ""))
+        .await;
+    let got = api
+        .get(&format!("/api/v2.0/retentions/{id}"), ADMIN)
+        .await
+        .json();
+    assert_eq!(
+        got["rules"][1]["tag_selectors"][2],
+        json!({"kind": "label", "decoration": "withoutLabels", "pattern": "keep"})
+    );
+
+    // Exactly the unlabelled ones would go.
+    let dry = api.execute(id, true).await;
+    api.drain().await;
+    assert_eq!(api.execution(id, dry).await["status"], "Success");
+    let dry_app = api.report(dry, "team/app").await;
+    let unlabelled = set(&[&bare, &untagged_bare, &stale_only]);
+    assert_eq!(with_outcome(&dry_app, outcome::WOULD_DELETE), unlabelled);
+    assert_eq!(
+        with_outcome(&dry_app, outcome::RETAINED),
+        set(&[&both, &kept, &prod_only, &untagged_kept])
+    );
+    let labels_of = |d: &Digest| {
+        dry_app
+            .entries
+            .iter()
+            .find(|e| e.digest == d.to_string())
+            .map(|e| e.labels.clone())
+            .unwrap()
+    };
+    assert_eq!(labels_of(&both), ["keep", "prod"]);
+    assert!(labels_of(&stale_only).is_empty());
+    for d in [&bare, &untagged_bare, &stale_only] {
+        assert!(api.holds("team/app", d).await, "a dry run deletes nothing");
+    }
+
+    // The real run deletes exactly that.
+    let real = api.execute(id, false).await;
+    api.drain().await;
+    assert_eq!(api.execution(id, real).await["status"], "Success");
+    let real_app = api.report(real, "team/app").await;
+    assert_eq!(with_outcome(&real_app, outcome::DELETED), unlabelled);
+    assert_eq!(
+        with_outcome(&real_app, outcome::RETAINED),
+        with_outcome(&dry_app, outcome::RETAINED)
+    );
+    for d in [&bare, &untagged_bare, &stale_only] {
+        assert!(!api.holds("team/app", d).await, "{d} should be gone");
+    }
+    for d in [&both, &kept, &prod_only, &untagged_kept] {
+        assert!(api.holds("team/app", d).await, "{d} should stay");
+    }
+
+    // withoutLabels alone: of what is left, only what lacks `keep` stays.
+    let mut without_keep = rule("always", None, "**", true, "**");
+    without_keep["tag_selectors"] =
+        json!([{"kind": "label", "decoration": "withoutLabels", "pattern": "keep"}]);
+    api.put(
+        &format!("/api/v2.0/retentions/{id}"),
+        ADMIN,
+        policy(team, vec![without_keep], ""),
+    )
+    .await
+    .ok(StatusCode::OK);
+    let e = api.execute(id, true).await;
+    api.drain().await;
+    let r = api.report(e, "team/app").await;
+    assert_eq!(with_outcome(&r, outcome::RETAINED), set(&[&prod_only]));
+    assert_eq!(
+        with_outcome(&r, outcome::WOULD_DELETE),
+        set(&[&both, &kept, &untagged_kept])
+    );
+}
+
+#[tokio::test]
 async fn pull_times_decide_the_pull_rules() {
     let api = Api::new().await;
     let team = api.project("team").await;

@@ -27,6 +27,24 @@
 //! `excludes **` without it keeps only the untagged ones (Harbor PR
 //! #10922).
 //!
+//! A tag selector may also be Harbor's label selector
+//! (`src/lib/selector/selectors/label`): `{"kind": "label", "decoration":
+//! "withLabels" | "withoutLabels", "pattern": "<names, comma-separated>"}`.
+//! It looks at the names of the labels attached to the artifact, never at
+//! its tags (so it selects untagged artifacts alike): `withLabels`
+//! selects an artifact that carries *every* listed label, `withoutLabels`
+//! one that carries *none* of them (for one label, the complement of
+//! `withLabels`; for several, not: an artifact with some of them is
+//! selected by neither). Names are compared exactly, as written between
+//! the commas (Harbor's `strings.Split`, no trimming). It combines with
+//! doublestar selectors in the same rule like any tag selector (all must
+//! select). Harbor itself leaves the label selector unregistered (its
+//! `Register(label.Kind, …)` is commented out in
+//! `src/lib/selector/selectors/index/index.go`), so there a policy using
+//! one is stored but its executions fail; and its
+//! `/retentions/metadatas` lists doublestar tag selectors only, as Berth's
+//! does. Berth runs label selectors with the selector's own semantics.
+//!
 //! An artifact's push time is the latest of its own and its tags' push
 //! times, its pull time its last pull (Harbor's `GetCandidates`). Ties
 //! in the "latest" templates are broken by digest, so the same input
@@ -52,7 +70,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::immutable::PolicyError;
-use super::selector::{Selector, SelectorRole};
+use super::selector::{
+    KIND_DOUBLESTAR, KIND_LABEL, MAX_EXTRAS_LEN, Selector, SelectorRole, WITH_LABELS,
+    WITHOUT_LABELS,
+};
 use crate::iam::directory::{Directory, DirectoryError, keys as dkeys};
 use crate::jobs::schedule::{Schedules, next_after};
 use crate::store::{Attr, Cond, Item, Kv, KvError, Query, WriteOp};
@@ -359,9 +380,34 @@ impl RetentionRule {
             .all(|s| s.selects(repo_in_project))
     }
 
-    /// Whether every tag selector selects an artifact with `tags`.
-    pub fn selects(&self, tags: &[&str]) -> bool {
-        self.tag_selectors.iter().all(|s| s.selects_tags(tags))
+    /// Whether every tag selector selects an artifact with `tags` and the
+    /// labels named `labels`: a doublestar selector looks at the tags
+    /// ([`Selector::selects_tags`]), a label selector at the labels
+    /// ([`label_selects`]).
+    pub fn selects(&self, tags: &[&str], labels: &[String]) -> bool {
+        self.tag_selectors.iter().all(|s| {
+            if s.kind == KIND_LABEL {
+                label_selects(s, labels)
+            } else {
+                s.selects_tags(tags)
+            }
+        })
+    }
+
+    /// Whether every label tag selector has a decoration the evaluation
+    /// knows (Harbor's selector index refuses any other).
+    fn readable_selectors(&self) -> std::result::Result<(), String> {
+        match self
+            .tag_selectors
+            .iter()
+            .find(|s| s.kind == KIND_LABEL && label_decoration(s).is_none())
+        {
+            Some(s) => Err(format!(
+                "decoration {:?} of selector {KIND_LABEL} is not supported",
+                s.decoration
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The rule as it counts for Harbor's conflict check: without its id.
@@ -414,8 +460,84 @@ fn check_selectors(n: usize, name: &str, list: &[Selector], role: SelectorRole) 
         )));
     }
     for s in list {
-        s.validate(role)
-            .map_err(|m| PolicyError::Invalid(format!("rule {n}: {name}: {m}")))?;
+        let checked = match (role, s.kind.as_str()) {
+            (SelectorRole::Tag, KIND_LABEL) => validate_label_selector(s),
+            (SelectorRole::Tag, kind) if kind != KIND_DOUBLESTAR => Err(format!(
+                "selector kind {kind:?} is not supported: use {KIND_DOUBLESTAR} or {KIND_LABEL}"
+            )),
+            _ => s.validate(role),
+        };
+        checked.map_err(|m| PolicyError::Invalid(format!("rule {n}: {name}: {m}")))?;
+    }
+    Ok(())
+}
+
+// ---- label selectors ----------------------------------------------------------
+
+/// Longest label selector pattern accepted, in bytes.
+pub const MAX_LABEL_PATTERN_LEN: usize = 2048;
+
+/// A label selector's decoration: `Some(true)` for `withLabels`,
+/// `Some(false)` for `withoutLabels`, `None` for any other.
+fn label_decoration(s: &Selector) -> Option<bool> {
+    match s.decoration.as_str() {
+        WITH_LABELS => Some(true),
+        WITHOUT_LABELS => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether the label selector `s` selects an artifact carrying the labels
+/// named `labels` (Harbor's label `isMatched`): with `withLabels`, when
+/// it carries every name of the pattern; with `withoutLabels`, when it
+/// carries none of them. The pattern's names are split at commas and
+/// compared exactly; an empty pattern selects everything (Harbor's `New`
+/// makes it an empty list). Another decoration selects nothing (the
+/// evaluation refuses it first: [`evaluate_repository`]).
+pub fn label_selects(s: &Selector, labels: &[String]) -> bool {
+    let Some(with) = label_decoration(s) else {
+        return false;
+    };
+    s.pattern.is_empty()
+        || s.pattern
+            .split(',')
+            .all(|name| labels.iter().any(|l| l == name) == with)
+}
+
+/// Checks a label tag selector for a rule: a decoration `withLabels` or
+/// `withoutLabels`, a pattern of comma-separated label names (none blank:
+/// a label's name never is, so a blank one is a slip), `extras` (if any,
+/// unused) a JSON object as for doublestar selectors.
+fn validate_label_selector(s: &Selector) -> std::result::Result<(), String> {
+    if label_decoration(s).is_none() {
+        return Err(format!(
+            "selector decoration {:?} is invalid for a {KIND_LABEL} selector: use {WITH_LABELS} or {WITHOUT_LABELS}",
+            s.decoration
+        ));
+    }
+    if s.pattern.is_empty() {
+        return Err("selector pattern is required: label names, comma-separated".to_owned());
+    }
+    if s.pattern.len() > MAX_LABEL_PATTERN_LEN {
+        return Err(format!(
+            "label selector pattern is too long: at most {MAX_LABEL_PATTERN_LEN} bytes"
+        ));
+    }
+    if s.pattern.split(',').any(|name| name.trim().is_empty()) {
+        return Err(format!(
+            "label selector pattern {:?} holds a blank label name",
+            s.pattern
+        ));
+    }
+    if s.extras.len() > MAX_EXTRAS_LEN {
+        return Err(format!(
+            "selector extras are too long: at most {MAX_EXTRAS_LEN} bytes"
+        ));
+    }
+    if !s.extras.is_empty()
+        && !serde_json::from_str::<Value>(&s.extras).is_ok_and(|v| v.is_object())
+    {
+        return Err("selector extras must be a JSON object in a string".to_owned());
     }
     Ok(())
 }
@@ -592,8 +714,8 @@ impl Verdict {
 /// The verdicts on one repository's `candidates` (in their order) under
 /// `rules` (those applying to the repository: [`RetentionPolicy::rules_for`]),
 /// at `now` (epoch seconds). No rule: everything stays. A rule whose
-/// template cannot be read fails the whole evaluation (nothing is deleted
-/// on a policy that cannot be read).
+/// template, or a label selector's decoration, cannot be read fails the
+/// whole evaluation (nothing is deleted on a policy that cannot be read).
 pub fn evaluate_repository(
     rules: &[&RetentionRule],
     candidates: &[Candidate],
@@ -603,7 +725,10 @@ pub fn evaluate_repository(
     let rules: Vec<(&RetentionRule, Template)> = rules
         .iter()
         .filter(|r| !r.tag_selectors.is_empty())
-        .map(|r| Template::of(r).map(|t| (*r, t)))
+        .map(|r| {
+            r.readable_selectors()?;
+            Template::of(r).map(|t| (*r, t))
+        })
         .collect::<std::result::Result<_, _>>()?;
     if rules.is_empty() {
         return Ok(vec![Verdict::Retained; candidates.len()]);
@@ -615,7 +740,7 @@ pub fn evaluate_repository(
         .collect();
     for (rule, template) in rules {
         let selected: Vec<usize> = (0..candidates.len())
-            .filter(|&i| rule.selects(&tags[i]))
+            .filter(|&i| rule.selects(&tags[i], &candidates[i].labels))
             .collect();
         for i in template.keep(candidates, &selected, now) {
             kept[i] = true;
@@ -988,6 +1113,30 @@ mod tests {
         }
     }
 
+    fn label_sel(decoration: &str, pattern: &str) -> Selector {
+        Selector {
+            kind: KIND_LABEL.to_owned(),
+            decoration: decoration.to_owned(),
+            pattern: pattern.to_owned(),
+            extras: String::new(),
+        }
+    }
+
+    /// An `always` rule over every repository with only `selectors`.
+    fn always_with(selectors: Vec<Selector>) -> RetentionRule {
+        RetentionRule {
+            tag_selectors: selectors,
+            ..all_tags(ALWAYS, None)
+        }
+    }
+
+    fn labelled(digest: &str, tags: &[&str], labels: &[&str]) -> Candidate {
+        Candidate {
+            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+            ..cand(digest, tags, 1, 0)
+        }
+    }
+
     fn kept(rules: &[RetentionRule], cands: &[Candidate]) -> Vec<String> {
         let refs: Vec<&RetentionRule> = rules.iter().collect();
         let v = evaluate_repository(&refs, cands, NOW).expect("evaluates");
@@ -1177,6 +1326,59 @@ mod tests {
                 "extras",
                 with(&|p| p.rules[0].tag_selectors[0].extras = "[]".into()),
             ),
+            (
+                "other tag selector kind",
+                with(&|p| p.rules[0].tag_selectors[0].kind = "regex".into()),
+            ),
+            (
+                "label decoration",
+                with(&|p| p.rules[0].tag_selectors = vec![label_sel(MATCHES, "keep")]),
+            ),
+            (
+                "label decoration case",
+                with(&|p| p.rules[0].tag_selectors = vec![label_sel("withlabels", "keep")]),
+            ),
+            (
+                "no label",
+                with(&|p| p.rules[0].tag_selectors = vec![label_sel(WITH_LABELS, "")]),
+            ),
+            (
+                "blank label",
+                with(&|p| p.rules[0].tag_selectors = vec![label_sel(WITH_LABELS, "keep,")]),
+            ),
+            (
+                "blank label between",
+                with(&|p| {
+                    p.rules[0].tag_selectors = vec![label_sel(WITHOUT_LABELS, "a, ,b")];
+                }),
+            ),
+            (
+                "long label pattern",
+                with(&|p| {
+                    p.rules[0].tag_selectors = vec![label_sel(
+                        WITH_LABELS,
+                        &"a".repeat(MAX_LABEL_PATTERN_LEN + 1),
+                    )];
+                }),
+            ),
+            (
+                "label extras",
+                with(&|p| {
+                    p.rules[0].tag_selectors = vec![Selector {
+                        extras: "1".into(),
+                        ..label_sel(WITH_LABELS, "keep")
+                    }];
+                }),
+            ),
+            (
+                "label repository selector",
+                with(&|p| {
+                    p.rules[0].scope_selectors.insert(
+                        SCOPE_REPOSITORY.into(),
+                        vec![label_sel(WITH_LABELS, "keep")],
+                    );
+                }),
+            ),
         ];
         for (what, r) in invalid {
             assert!(matches!(r, Err(PolicyError::Invalid(_))), "{what}: {r:?}");
@@ -1196,6 +1398,23 @@ mod tests {
             (p.algorithm.as_str(), p.rules[0].action.as_str()),
             ("or", "retain")
         );
+        // Label tag selectors, alone or with doublestar ones, are fine.
+        for selectors in [
+            vec![label_sel(WITH_LABELS, "keep")],
+            vec![label_sel(WITHOUT_LABELS, "keep,prod")],
+            vec![
+                Selector::doublestar(MATCHES, "v*"),
+                label_sel(WITH_LABELS, "a label, with spaces"),
+                Selector {
+                    extras: "{\"untagged\":true}".into(),
+                    ..label_sel(WITHOUT_LABELS, "tmp")
+                },
+            ],
+        ] {
+            let mut p = ok.clone();
+            p.rules[0].tag_selectors = selectors.clone();
+            assert!(p.validate().is_ok(), "{selectors:?}: {:?}", p.validate());
+        }
         // Fifteen rules are fine; an empty cron too.
         let mut p = ok;
         p.rules = (0..15)
@@ -1388,6 +1607,147 @@ mod tests {
         let mut r = all_tags(LATEST_PUSHED_K, Some(1));
         r.template = "nothing".into();
         assert!(evaluate_repository(&[&r], &[cand("a", &["1"], 1, 0)], NOW).is_err());
+        // So does a label selector of a decoration Harbor does not register.
+        let r = always_with(vec![label_sel("with", "keep")]);
+        assert!(evaluate_repository(&[&r], &[labelled("a", &["1"], &["keep"])], NOW).is_err());
+    }
+
+    #[test]
+    fn harbors_label_selector_json_reads_and_writes() {
+        let body = json!({
+            "algorithm": "or",
+            "rules": [{
+                "disabled": false, "action": "retain", "template": "always", "params": {},
+                "tag_selectors": [
+                    {"kind": "doublestar", "decoration": "matches", "pattern": "**", "extras": "{\"untagged\":true}"},
+                    {"kind": "label", "decoration": "withLabels", "pattern": "keep,prod"}
+                ],
+                "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches", "pattern": "**"}]}
+            }],
+            "trigger": {"kind": "Schedule", "settings": {"cron": ""}},
+            "scope": {"level": "project", "ref": 3}
+        });
+        let mut p: RetentionPolicy = serde_json::from_value(body).expect("policy");
+        p.normalize().expect("valid");
+        assert_eq!(
+            p.rules[0].tag_selectors[1],
+            label_sel(WITH_LABELS, "keep,prod")
+        );
+        let out = serde_json::to_value(&p).expect("json");
+        assert_eq!(
+            out["rules"][0]["tag_selectors"][1],
+            json!({"kind": "label", "decoration": "withLabels", "pattern": "keep,prod"})
+        );
+    }
+
+    #[test]
+    fn label_selectors_follow_harbors_is_matched() {
+        let c = vec![
+            labelled("both", &["v1"], &["keep", "prod"]),
+            labelled("keep", &["v2"], &["keep"]),
+            labelled("prod", &["dev"], &["prod"]),
+            labelled("bare", &["v3"], &[]),
+            labelled("untagged-keep", &[], &["keep"]),
+            labelled("untagged-bare", &[], &[]),
+            labelled("near", &["v4"], &["Keep", " keep", "keep "]),
+        ];
+        let k = |selectors: Vec<Selector>| kept(&[always_with(selectors)], &c);
+        // withLabels: every listed label; tags do not matter.
+        assert_eq!(
+            k(vec![label_sel(WITH_LABELS, "keep")]),
+            ["both", "keep", "untagged-keep"]
+        );
+        assert_eq!(k(vec![label_sel(WITH_LABELS, "keep,prod")]), ["both"]);
+        assert_eq!(k(vec![label_sel(WITH_LABELS, "prod,keep")]), ["both"]);
+        // A label no artifact carries: nothing (an artifact without
+        // labels is never selected by withLabels).
+        assert!(k(vec![label_sel(WITH_LABELS, "ghost")]).is_empty());
+        assert!(k(vec![label_sel(WITH_LABELS, "keep,ghost")]).is_empty());
+        // withoutLabels: none of the listed labels. For one label, the
+        // complement of withLabels.
+        assert_eq!(
+            k(vec![label_sel(WITHOUT_LABELS, "keep")]),
+            ["prod", "bare", "untagged-bare", "near"]
+        );
+        // For several, not: `keep` and `prod` carry one of the two.
+        assert_eq!(
+            k(vec![label_sel(WITHOUT_LABELS, "keep,prod")]),
+            ["bare", "untagged-bare", "near"]
+        );
+        assert_eq!(k(vec![label_sel(WITHOUT_LABELS, "ghost")]).len(), c.len());
+        // Names compare exactly: no trimming, no case folding.
+        assert_eq!(k(vec![label_sel(WITH_LABELS, "Keep")]), ["near"]);
+        assert_eq!(k(vec![label_sel(WITH_LABELS, " keep,keep ")]), ["near"]);
+        // An empty pattern (validation refuses it) selects everything, as
+        // Harbor's `New` makes it an empty list.
+        assert_eq!(k(vec![label_sel(WITH_LABELS, "")]).len(), c.len());
+        assert_eq!(k(vec![label_sel(WITHOUT_LABELS, "")]).len(), c.len());
+        // With a doublestar selector in the same rule: both must select.
+        let mut tagged_only = Selector::doublestar(MATCHES, "v*");
+        tagged_only.extras = "{\"untagged\":false}".into();
+        assert_eq!(
+            k(vec![tagged_only, label_sel(WITH_LABELS, "keep")]),
+            ["both", "keep"]
+        );
+        let mut untagged_too = Selector::doublestar(MATCHES, "v*");
+        untagged_too.extras = "{\"untagged\":true}".into();
+        assert_eq!(
+            k(vec![untagged_too.clone(), label_sel(WITH_LABELS, "keep")]),
+            ["both", "keep", "untagged-keep"]
+        );
+        assert_eq!(
+            k(vec![
+                label_sel(WITHOUT_LABELS, "prod"),
+                untagged_too,
+                label_sel(WITHOUT_LABELS, "Keep")
+            ]),
+            ["keep", "bare", "untagged-keep", "untagged-bare"]
+        );
+        // Two label selectors: both must select.
+        assert_eq!(
+            k(vec![
+                label_sel(WITH_LABELS, "keep"),
+                label_sel(WITHOUT_LABELS, "prod")
+            ]),
+            ["keep", "untagged-keep"]
+        );
+        // In separate rules: the union; with a count, the label narrows
+        // what is counted.
+        let newest_v = rule(
+            LATEST_PUSHED_K,
+            Some(1),
+            (MATCHES, "v*", false),
+            (REPO_MATCHES, "**"),
+        );
+        let mut newest_bare_v = newest_v.clone();
+        newest_bare_v
+            .tag_selectors
+            .push(label_sel(WITHOUT_LABELS, "keep"));
+        let mut c = c;
+        for (i, x) in c.iter_mut().enumerate() {
+            x.pushed = i as i64;
+        }
+        assert_eq!(kept(std::slice::from_ref(&newest_v), &c), ["near"]);
+        assert_eq!(kept(std::slice::from_ref(&newest_bare_v), &c), ["near"]);
+        c.pop();
+        assert_eq!(kept(std::slice::from_ref(&newest_bare_v), &c), ["bare"]);
+        assert_eq!(
+            kept(
+                &[
+                    newest_bare_v,
+                    always_with(vec![label_sel(WITH_LABELS, "keep")])
+                ],
+                &c
+            ),
+            ["both", "keep", "bare", "untagged-keep"]
+        );
+        // Immutable ones stay whatever the labels.
+        c[3].immutable = true;
+        let r = always_with(vec![label_sel(WITH_LABELS, "keep")]);
+        assert_eq!(
+            evaluate_repository(&[&r], &c, NOW).expect("ok")[3],
+            Verdict::Immutable
+        );
     }
 
     // ---- properties ----
@@ -1400,25 +1760,28 @@ mod tests {
                 0i64..50,
                 any::<bool>(),
                 0u8..2,
+                proptest::sample::subsequence(vec!["keep", "prod"], 0..=2),
             ),
             0..24,
         )
         .prop_map(|v| {
             v.into_iter()
                 .enumerate()
-                .map(|(i, (tags, pushed, pulled, immutable, repo))| Candidate {
-                    repository: format!("r{repo}"),
-                    digest: format!("sha256:{i:04}"),
-                    tags,
-                    pushed: NOW - pushed * DAY_SECS,
-                    pulled: if pulled == 0 {
-                        0
-                    } else {
-                        NOW - pulled * DAY_SECS
+                .map(
+                    |(i, (tags, pushed, pulled, immutable, repo, labels))| Candidate {
+                        repository: format!("r{repo}"),
+                        digest: format!("sha256:{i:04}"),
+                        tags,
+                        pushed: NOW - pushed * DAY_SECS,
+                        pulled: if pulled == 0 {
+                            0
+                        } else {
+                            NOW - pulled * DAY_SECS
+                        },
+                        labels: labels.into_iter().map(str::to_owned).collect(),
+                        immutable,
                     },
-                    labels: Vec::new(),
-                    immutable,
-                })
+                )
                 .collect()
         })
     }
@@ -1439,14 +1802,22 @@ mod tests {
             prop_oneof![Just("**"), Just("a*"), Just("{b,c}*")],
             any::<bool>(),
             prop_oneof![Just("**"), Just("r0")],
+            proptest::option::of((
+                prop_oneof![Just(WITH_LABELS), Just(WITHOUT_LABELS)],
+                prop_oneof![Just("keep"), Just("keep,prod")],
+            )),
         )
-            .prop_map(|(t, n, dec, pat, untagged, repo)| {
-                rule(
+            .prop_map(|(t, n, dec, pat, untagged, repo, label)| {
+                let mut r = rule(
                     t,
                     (t != ALWAYS).then_some(n),
                     (dec, pat, untagged),
                     (REPO_MATCHES, repo),
-                )
+                );
+                if let Some((dec, pat)) = label {
+                    r.tag_selectors.push(label_sel(dec, pat));
+                }
+                r
             })
     }
 
@@ -1490,6 +1861,28 @@ mod tests {
             }
             // The same input, the same answer.
             prop_assert_eq!(evaluate(&p, &c, NOW).expect("ok"), v);
+        }
+
+        #[test]
+        fn label_selectors_are_harbors(c in candidates(), names in proptest::sample::subsequence(vec!["keep", "prod", "ghost"], 1..=3)) {
+            let pattern = names.join(",");
+            let policy = |decoration: &str| {
+                RetentionPolicy::new(1, vec![always_with(vec![label_sel(decoration, &pattern)])])
+            };
+            let retained = |p: &RetentionPolicy| -> Vec<bool> {
+                evaluate(p, &c, NOW).expect("ok").iter().map(|v| *v == Verdict::Retained).collect()
+            };
+            let (with, without) = (policy(WITH_LABELS), policy(WITHOUT_LABELS));
+            prop_assert!(with.validate().is_ok() && without.validate().is_ok());
+            let (with, without) = (retained(&with), retained(&without));
+            for (i, x) in c.iter().enumerate() {
+                let has = |n: &&str| x.labels.iter().any(|l| l == n);
+                prop_assert_eq!(with[i], names.iter().all(has), "{:?}", x);
+                prop_assert_eq!(without[i], !names.iter().any(has), "{:?}", x);
+                if names.len() == 1 {
+                    prop_assert!(with[i] != without[i]);
+                }
+            }
         }
 
         #[test]

@@ -36,8 +36,17 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The only selector kind Harbor's immutability and retention rules use.
+/// The selector kind of Harbor's immutability rules and of retention
+/// rules' repository and tag selectors.
 pub const KIND_DOUBLESTAR: &str = "doublestar";
+/// Harbor's `label` selector kind (`src/lib/selector/selectors/label`),
+/// which retention rules' tag selectors may also use; its decorations
+/// and semantics are in [`crate::policy::retention`]. [`Selector`]'s own
+/// methods know doublestar only.
+pub const KIND_LABEL: &str = "label";
+/// Label selector decorations.
+pub const WITH_LABELS: &str = "withLabels";
+pub const WITHOUT_LABELS: &str = "withoutLabels";
 /// Tag selector decorations.
 pub const MATCHES: &str = "matches";
 pub const EXCLUDES: &str = "excludes";
