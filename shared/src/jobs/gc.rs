@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::runs::{self, Run, Runs, Take, TaskSpec};
+use super::runs::{self, Run, Runs, TaskSpec};
 use crate::registry::keys::GC_SHARDS;
 use crate::registry::{Registry, SweepReport};
 use crate::store::{Job, Queue, now_secs};
@@ -214,28 +214,9 @@ impl Gc {
     async fn task(&self, job: &Job) -> Result<(), String> {
         let p: Payload = serde_json::from_value(job.payload.clone())
             .map_err(|e| format!("gc task payload: {e}"))?;
-        let token = match self
-            .runs
-            .take(p.run, &p.key, self.lease)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Take::Go(t) => t,
-            Take::Done => return Ok(()),
-            // Redelivered later: by then the holder finished or its lease ran out.
-            Take::Busy => {
-                return Err(format!(
-                    "gc task {} of run {} is held by another worker",
-                    p.key, p.run
-                ));
-            }
+        let Some((token, run)) = self.runs.claim(p.run, &p.key, self.lease).await? else {
+            return Ok(());
         };
-        let run = self
-            .runs
-            .get(p.run)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("gc run vanished")?;
         let stored: Stored = serde_json::from_value(run.params.clone())
             .map_err(|e| format!("gc run params: {e}"))?;
         let counts = match self.work(job.kind.as_str(), &p, &stored).await {

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::runs::{self, Run, Runs, Take, TaskSpec};
+use super::runs::{self, Run, Runs, TaskSpec};
 use super::schedule::Schedules;
 use crate::iam::directory::Directory;
 use crate::oci::RepoName;
@@ -385,27 +385,9 @@ impl Retention {
     async fn task(&self, job: &Job) -> Result<(), String> {
         let p: Payload = serde_json::from_value(job.payload.clone())
             .map_err(|e| format!("retention task payload: {e}"))?;
-        let token = match self
-            .runs
-            .take(p.run, &p.key, self.lease)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Take::Go(t) => t,
-            Take::Done => return Ok(()),
-            Take::Busy => {
-                return Err(format!(
-                    "retention task {} of run {} is held by another worker",
-                    p.key, p.run
-                ));
-            }
+        let Some((token, run)) = self.runs.claim(p.run, &p.key, self.lease).await? else {
+            return Ok(());
         };
-        let run = self
-            .runs
-            .get(p.run)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("retention run vanished")?;
         let stored: Stored = serde_json::from_value(run.params.clone())
             .map_err(|e| format!("retention run params: {e}"))?;
         let work = match job.kind.as_str() {

@@ -340,6 +340,34 @@ impl Runs {
         }
     }
 
+    /// A worker's claim on task `key` of run `id`: the lease token and the
+    /// run, or None when there is nothing to do (the task or its run is
+    /// finished: a redelivery); an error when another worker holds the
+    /// task (the queue brings the message back after its lease).
+    pub async fn claim(
+        &self,
+        id: i64,
+        key: &str,
+        lease: Duration,
+    ) -> std::result::Result<Option<(String, Run)>, String> {
+        let token = match self.take(id, key, lease).await.map_err(|e| e.to_string())? {
+            Take::Go(t) => t,
+            Take::Done => return Ok(None),
+            Take::Busy => {
+                return Err(format!(
+                    "{} task {key} of run {id} is held by another worker",
+                    self.kind
+                ));
+            }
+        };
+        let run = self
+            .get(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{} run {id} vanished", self.kind))?;
+        Ok(Some((token, run)))
+    }
+
     /// Finishes a task taken under `token`, adding its counts to the run;
     /// returns the run as it is afterwards (None: the task was finished
     /// by someone else, e.g. after this worker's lease ran out).

@@ -68,6 +68,15 @@ pub struct ArtifactRecord {
     pub top_level: bool,
 }
 
+impl ArtifactRecord {
+    /// The manifests an index lists (none for anything else).
+    pub fn children(&self) -> Vec<Digest> {
+        crate::oci::manifest::parse_manifest(Some(&self.media_type), &self.bytes)
+            .map(|p| p.children.into_iter().map(|c| c.digest).collect())
+            .unwrap_or_default()
+    }
+}
+
 /// A tag as the API shows it.
 #[derive(Debug, Clone)]
 pub struct TagRecord {
@@ -459,6 +468,19 @@ impl Registry {
         }
     }
 
+    /// One artifact's record, if the repository holds it.
+    pub async fn artifact_record(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<ArtifactRecord>> {
+        Ok(self
+            .artifact_records(repo, std::slice::from_ref(digest))
+            .await?
+            .pop()
+            .flatten())
+    }
+
     /// Deletes an artifact as Harbor does: with its tags, its
     /// accessories, and the index children nothing else lists.
     pub async fn delete_artifact(&self, repo: &RepoName, rec: &ArtifactRecord) -> Result<()> {
@@ -468,12 +490,7 @@ impl Registry {
     async fn delete_deeply(&self, repo: &RepoName, rec: &ArtifactRecord, depth: u8) -> Result<()> {
         if depth < 4 {
             for a in self.accessories_of(repo, &rec.digest).await? {
-                if let Some(acc) = self
-                    .artifact_records(repo, std::slice::from_ref(&a.digest))
-                    .await?
-                    .pop()
-                    .flatten()
-                {
+                if let Some(acc) = self.artifact_record(repo, &a.digest).await? {
                     Box::pin(self.delete_deeply(repo, &acc, depth + 1)).await?;
                 }
             }
@@ -485,12 +502,8 @@ impl Registry {
             Ok(()) | Err(RegistryError::ManifestUnknown) => {}
             Err(e) => return Err(e),
         }
-        let children: Vec<Digest> =
-            crate::oci::manifest::parse_manifest(Some(&rec.media_type), &rec.bytes)
-                .map(|p| p.children.into_iter().map(|c| c.digest).collect())
-                .unwrap_or_default();
         for child in self
-            .artifact_records(repo, &children)
+            .artifact_records(repo, &rec.children())
             .await?
             .into_iter()
             .flatten()

@@ -251,22 +251,14 @@ impl Registry {
                 // Its accessories go with it (they are of no use alone),
                 // and the index children nothing else lists.
                 for a in self.accessories_of(repo, &rec.digest).await? {
-                    if let Some(acc) = self
-                        .artifact_records(repo, std::slice::from_ref(&a.digest))
-                        .await?
-                        .pop()
-                        .flatten()
+                    if let Some(acc) = self.artifact_record(repo, &a.digest).await?
                         && let Err(e) = self.delete_artifact(repo, &acc).await
                     {
                         tracing::warn!(%repo, digest = %a.digest, error = %e, "gc: an accessory of a collected artifact stays");
                     }
                 }
-                let children: Vec<Digest> =
-                    crate::oci::manifest::parse_manifest(Some(&rec.media_type), &rec.bytes)
-                        .map(|p| p.children.into_iter().map(|c| c.digest).collect())
-                        .unwrap_or_default();
                 for child in self
-                    .artifact_records(repo, &children)
+                    .artifact_records(repo, &rec.children())
                     .await?
                     .into_iter()
                     .flatten()

@@ -376,47 +376,19 @@ impl Registry {
             let now = now_secs();
             let new_link = found[1].is_none();
             // The new link carries the object key META names now.
-            let mut ops = vec![blob_record_write(
+            let ops = vec![blob_record_write(
                 digest,
                 i64::from(new_link),
                 [(attr::LAST_REFERENCED.to_owned(), Attr::N(now))].into(),
                 Cond::Eq(attr::KEY.to_owned(), Attr::S(key.to_owned())),
             )];
-            let mut charges = Charges::default();
-            link_ops(
-                &mut ops,
-                &mut charges,
-                repo,
-                digest,
-                size,
-                key,
-                found[1].as_ref(),
-                found[2].as_ref(),
-                now,
-            );
-            let project = keys::project_of(repo.as_str());
-            charges.warn(
-                &mut ops,
-                project,
-                found[3].as_ref(),
-                self.opts.quota_warning_pct,
-            );
-            let at = charges.push_into(&mut ops, now);
-            match self.kv.transact(ops).await {
-                Ok(()) => return Ok(true),
-                Err(KvError::ConditionFailed { index }) => {
-                    if let Some((p, d)) = charges.project_at(at, index) {
-                        match self.refused_charge(p, d).await {
-                            RegistryError::Kv(_) => {}
-                            e => return Err(e),
-                        }
-                    }
-                    // The blob was collected, replaced or linked meanwhile:
-                    // read again.
-                }
-                Err(KvError::Conflict) => {}
-                Err(e) => return Err(e.into()),
+            if self
+                .link_and_commit(ops, 0, repo, digest, size, key, &found, now)
+                .await?
+            {
+                return Ok(true);
             }
+            // The blob was collected, replaced or linked meanwhile: read again.
         }
         Ok(false)
     }
@@ -639,10 +611,6 @@ impl Registry {
         session: Option<&Loaded>,
         mut seen: Option<Vec<Option<Item>>>,
     ) -> Result<Committed> {
-        // The session's ops come first: index 0 failing means another
-        // request got there first.
-        let lost_race =
-            |e: &KvError| session.is_some() && matches!(e, KvError::ConditionFailed { index: 0 });
         // A stored object already seen intact by this request.
         let mut intact: Option<String> = None;
         for _ in 0..8 {
@@ -651,7 +619,10 @@ impl Registry {
                 None => self.kv.batch_get(&seen_keys(repo, digest)).await?,
             };
             let now = now_secs();
+            // The session's ops come first: one of them failing means
+            // another request got there first.
             let mut ops = session.map(end_session_ops).unwrap_or_default();
+            let session_ops = ops.len();
             let new_link = i64::from(found[1].is_none());
             let (outcome, object) = match &found[0] {
                 None => {
@@ -691,42 +662,76 @@ impl Registry {
                     }
                 }
             };
-            let mut charges = Charges::default();
-            link_ops(
-                &mut ops,
-                &mut charges,
-                repo,
-                digest,
-                size as i64,
-                &object,
-                found[1].as_ref(),
-                found[2].as_ref(),
-                now,
-            );
-            let project = keys::project_of(repo.as_str());
-            charges.warn(
-                &mut ops,
-                project,
-                found[3].as_ref(),
-                self.opts.quota_warning_pct,
-            );
-            let at = charges.push_into(&mut ops, now);
-            match self.kv.transact(ops).await {
-                Ok(()) => return Ok(outcome),
-                Err(e) if lost_race(&e) => return Err(gone()),
-                Err(KvError::ConditionFailed { index }) => {
-                    if let Some((p, d)) = charges.project_at(at, index) {
-                        match self.refused_charge(p, d).await {
-                            RegistryError::Kv(_) => {}
-                            e => return Err(e),
-                        }
-                    }
-                }
-                Err(KvError::Conflict) => {}
-                Err(e) => return Err(e.into()),
+            if self
+                .link_and_commit(
+                    ops,
+                    session_ops,
+                    repo,
+                    digest,
+                    size as i64,
+                    &object,
+                    &found,
+                    now,
+                )
+                .await?
+            {
+                return Ok(outcome);
             }
         }
         Err(RegistryError::Busy)
+    }
+
+    /// Adds to `ops` the writes linking `digest` (stored at `key`) into
+    /// `repo` given what [`seen_keys`] read (`found`), with the project's
+    /// charge and quota warning, and commits. False when something read
+    /// changed meanwhile (read again); a refused charge is the quota
+    /// error; a failure among the first `session_ops` writes means another
+    /// request ended the session.
+    #[allow(clippy::too_many_arguments)]
+    async fn link_and_commit(
+        &self,
+        mut ops: Vec<WriteOp>,
+        session_ops: usize,
+        repo: &RepoName,
+        digest: &Digest,
+        size: i64,
+        key: &str,
+        found: &[Option<Item>],
+        now: i64,
+    ) -> Result<bool> {
+        let mut charges = Charges::default();
+        link_ops(
+            &mut ops,
+            &mut charges,
+            repo,
+            digest,
+            size,
+            key,
+            found[1].as_ref(),
+            found[2].as_ref(),
+            now,
+        );
+        let project = keys::project_of(repo.as_str());
+        charges.warn(
+            &mut ops,
+            project,
+            found[3].as_ref(),
+            self.opts.quota_warning_pct,
+        );
+        let at = charges.push_into(&mut ops, now);
+        match self.kv.transact(ops).await {
+            Ok(()) => Ok(true),
+            Err(KvError::ConditionFailed { index }) if index < session_ops => Err(gone()),
+            Err(KvError::ConditionFailed { index }) => match charges.project_at(at, index) {
+                Some((p, d)) => match self.refused_charge(p, d).await {
+                    RegistryError::Kv(_) => Ok(false),
+                    e => Err(e),
+                },
+                None => Ok(false),
+            },
+            Err(KvError::Conflict) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads a session together with `extra` items in one call.
