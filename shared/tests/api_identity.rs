@@ -6,19 +6,21 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method, Request, StatusCode};
-use base64::Engine as _;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
 use berth::http::api::api_router;
+use berth::iam::Iam;
 use berth::iam::directory::Settings;
-use berth::iam::{Iam, KeyRing};
 use berth::store::{Attr, Item, WriteOp};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const ADMIN_PW: &str = "Harbor12345";
-const PW: &str = "Secret123";
+#[path = "support/api.rs"]
+mod api_support;
+mod common;
+
+use api_support::{ADMIN, Client, PW, Resp, Who, now};
 
 struct Api {
     router: Router,
@@ -27,168 +29,30 @@ struct Api {
     _dir: tempfile::TempDir,
 }
 
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
+impl Client for Api {
+    fn router(&self) -> &Router {
+        &self.router
     }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
-    }
-
-    #[track_caller]
-    fn ok(&self, status: StatusCode) -> &Self {
-        assert_eq!(
-            self.status,
-            status,
-            "{}",
-            String::from_utf8_lossy(&self.body)
-        );
-        self
-    }
-
-    #[track_caller]
-    fn err(&self, status: StatusCode, code: &str) {
-        assert_eq!(
-            self.status,
-            status,
-            "{}",
-            String::from_utf8_lossy(&self.body)
-        );
-        assert_eq!(self.json()["errors"][0]["code"], code, "{}", self.json());
-    }
-
-    /// The id at the end of `Location`.
-    fn location_id(&self) -> i64 {
-        self.header("location")
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no id in Location {:?}", self.header("location")))
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Who<'a> {
-    Anon,
-    Basic(&'a str, &'a str),
-    Cookie(&'a str, Option<&'a str>),
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 impl Api {
     async fn new() -> Api {
-        let dir = tempfile::tempdir().unwrap();
-        let (kv, blobs) = berth::store::open_local(dir.path()).await.unwrap();
-        let registry = berth::registry::Registry::new(kv.clone(), blobs, Default::default());
-        let keys = KeyRing::from_seeds(&["an api test seed that is long enough 0123"]).unwrap();
-        let iam = Arc::new(Iam::new(kv, Some(Arc::new(keys)), "berth-registry"));
-        iam.directory
-            .bootstrap(Some(ADMIN_PW), now())
-            .await
-            .unwrap();
+        let p = api_support::parts(
+            "an api test seed that is long enough 0123",
+            Default::default(),
+        )
+        .await;
         let router = api_router(
-            iam.clone(),
-            registry.clone(),
+            p.iam.clone(),
+            p.registry.clone(),
             Some("https://registry.example.com:8443".to_owned()),
         );
         Api {
             router,
-            iam,
-            registry,
-            _dir: dir,
+            iam: p.iam,
+            registry: p.registry,
+            _dir: p.dir,
         }
-    }
-
-    async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        who: Who<'_>,
-        headers: &[(&str, &str)],
-        body: Option<&str>,
-    ) -> Resp {
-        let mut b = Request::builder().method(method).uri(path);
-        match who {
-            Who::Anon => {}
-            Who::Basic(u, p) => {
-                let enc = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-                b = b.header("authorization", format!("Basic {enc}"));
-            }
-            Who::Cookie(sid, csrf) => {
-                b = b.header("cookie", format!("other=1; sid={sid}"));
-                if let Some(c) = csrf {
-                    b = b.header("x-harbor-csrf-token", c);
-                }
-            }
-        }
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let body = match body {
-            Some(s) => {
-                b = b.header("content-type", "application/json");
-                Body::from(s.to_owned())
-            }
-            None => Body::empty(),
-        };
-        let resp = self
-            .router
-            .clone()
-            .oneshot(b.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, who: Who<'_>, body: Option<Value>) -> Resp {
-        let body = body.map(|v| v.to_string());
-        self.raw(method, path, who, &[], body.as_deref()).await
-    }
-
-    async fn get(&self, path: &str, who: Who<'_>) -> Resp {
-        self.call(Method::GET, path, who, None).await
-    }
-
-    /// Creates a user as the admin; returns its id.
-    async fn user(&self, name: &str) -> i64 {
-        let body = json!({"username": name, "password": PW, "email": format!("{name}@example.com"), "realname": name});
-        self.call(Method::POST, "/api/v2.0/users", ADMIN, Some(body))
-            .await
-            .ok(StatusCode::CREATED)
-            .location_id()
-    }
-
-    /// Creates a project as `who`; returns its id.
-    async fn project(&self, name: &str, public: bool, who: Who<'_>) -> i64 {
-        let body = json!({"project_name": name, "metadata": {"public": public.to_string()}});
-        self.call(Method::POST, "/api/v2.0/projects", who, Some(body))
-            .await
-            .ok(StatusCode::CREATED)
-            .location_id()
     }
 
     /// Logs in; returns the session id and the CSRF token.
@@ -238,7 +102,6 @@ impl Api {
     }
 }
 
-const ADMIN: Who<'static> = Who::Basic("admin", ADMIN_PW);
 const ALICE: Who<'static> = Who::Basic("alice", PW);
 const BOB: Who<'static> = Who::Basic("bob", PW);
 const CAROL: Who<'static> = Who::Basic("carol", PW);

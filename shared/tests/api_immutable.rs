@@ -8,20 +8,17 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method, Request, StatusCode};
-use base64::Engine as _;
+use axum::http::{Method, StatusCode};
 use berth::http::api::api_router;
-use berth::iam::{Iam, KeyRing};
 use berth::policy::immutable::{decode, is_immutable, rules_key};
-use berth::registry::Registry;
 use berth::store::Kv;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-const ADMIN_PW: &str = "Harbor12345";
-const PW: &str = "Secret123";
+#[path = "support/api.rs"]
+mod api_support;
+mod common;
+
+use api_support::{ADMIN, ANON, Client, DEV, MAINT, OUTSIDER, PADMIN, Who};
 
 struct Api {
     router: Router,
@@ -29,89 +26,7 @@ struct Api {
     _dir: tempfile::TempDir,
 }
 
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
-    }
-
-    #[track_caller]
-    fn ok(&self, status: StatusCode) -> &Self {
-        assert_eq!(
-            self.status,
-            status,
-            "{}",
-            String::from_utf8_lossy(&self.body)
-        );
-        self
-    }
-
-    #[track_caller]
-    fn err(&self, status: StatusCode, code: &str) -> String {
-        assert_eq!(
-            self.status,
-            status,
-            "{}",
-            String::from_utf8_lossy(&self.body)
-        );
-        let j = self.json();
-        assert_eq!(j["errors"][0]["code"], code, "{j}");
-        j["errors"][0]["message"].as_str().unwrap().to_owned()
-    }
-
-    fn location_id(&self) -> i64 {
-        self.header("location")
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no id in Location {:?}", self.header("location")))
-    }
-
-    /// The ids in a JSON list of rules.
-    fn ids(&self) -> Vec<i64> {
-        self.json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["id"].as_i64().unwrap())
-            .collect()
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Who<'a> {
-    Anon,
-    Basic(&'a str, &'a str),
-}
-
-const ADMIN: Who<'static> = Who::Basic("admin", ADMIN_PW);
-const PADMIN: Who<'static> = Who::Basic("padmin", PW);
-const MAINT: Who<'static> = Who::Basic("maint", PW);
-const DEV: Who<'static> = Who::Basic("dev", PW);
-const OUTSIDER: Who<'static> = Who::Basic("outsider", PW);
-const ANON: Who<'static> = Who::Anon;
-
 const TEAM: &str = "/api/v2.0/projects/team/immutabletagrules";
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// A rule as Harbor's portal writes it.
 fn rule(repo: &str, tag: &str) -> Value {
@@ -125,106 +40,25 @@ fn rule(repo: &str, tag: &str) -> Value {
     })
 }
 
+impl Client for Api {
+    fn router(&self) -> &Router {
+        &self.router
+    }
+}
+
 impl Api {
     async fn new() -> Api {
-        let dir = tempfile::tempdir().unwrap();
-        let (kv, blobs) = berth::store::open_local(dir.path()).await.unwrap();
-        let registry = Registry::new(kv.clone(), blobs, Default::default());
-        let keys = KeyRing::from_seeds(&["an immutable rule test seed, long enough 0123"]).unwrap();
-        let iam = Arc::new(Iam::new(kv.clone(), Some(Arc::new(keys)), "berth-registry"));
-        iam.directory
-            .bootstrap(Some(ADMIN_PW), now())
-            .await
-            .unwrap();
-        let router = api_router(iam, registry, None);
+        let p = api_support::parts(
+            "an immutable rule test seed, long enough 0123",
+            Default::default(),
+        )
+        .await;
+        let router = api_router(p.iam, p.registry, None);
         Api {
             router,
-            kv,
-            _dir: dir,
+            kv: p.kv,
+            _dir: p.dir,
         }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        who: Who<'_>,
-        headers: &[(&str, &str)],
-        body: Option<Body>,
-    ) -> Resp {
-        let mut b = Request::builder().method(method).uri(path);
-        if let Who::Basic(u, p) = who {
-            let enc = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-            b = b.header("authorization", format!("Basic {enc}"));
-        }
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let body = match body {
-            Some(body) => {
-                b = b.header("content-type", "application/json");
-                body
-            }
-            None => Body::empty(),
-        };
-        let resp = self
-            .router
-            .clone()
-            .oneshot(b.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&self, path: &str, who: Who<'_>) -> Resp {
-        self.call(Method::GET, path, who, &[], None).await
-    }
-
-    async fn post(&self, path: &str, who: Who<'_>, body: Value) -> Resp {
-        let body = Body::from(body.to_string());
-        self.call(Method::POST, path, who, &[], Some(body)).await
-    }
-
-    async fn put(&self, path: &str, who: Who<'_>, body: Value) -> Resp {
-        let body = Body::from(body.to_string());
-        self.call(Method::PUT, path, who, &[], Some(body)).await
-    }
-
-    async fn delete(&self, path: &str, who: Who<'_>) -> Resp {
-        self.call(Method::DELETE, path, who, &[], None).await
-    }
-
-    async fn user(&self, name: &str) {
-        let body = json!({"username": name, "password": PW, "email": format!("{name}@example.com"), "realname": name});
-        self.post("/api/v2.0/users", ADMIN, body)
-            .await
-            .ok(StatusCode::CREATED);
-    }
-
-    async fn project(&self, name: &str, public: bool, who: Who<'_>) -> i64 {
-        let body = json!({"project_name": name, "metadata": {"public": public.to_string()}});
-        self.post("/api/v2.0/projects", who, body)
-            .await
-            .ok(StatusCode::CREATED)
-            .location_id()
-    }
-
-    async fn member(&self, project: &str, user: &str, role_id: i64) {
-        let body = json!({"role_id": role_id, "member_user": {"username": user}});
-        self.post(
-            &format!("/api/v2.0/projects/{project}/members"),
-            ADMIN,
-            body,
-        )
-        .await
-        .ok(StatusCode::CREATED);
     }
 
     /// Users padmin (owner), maint (maintainer) and dev (developer) in
@@ -269,11 +103,8 @@ impl Api {
     }
 
     async fn audited(&self, operation: &str) -> usize {
-        let r = self.get("/api/v2.0/audit-logs?page_size=100", ADMIN).await;
-        r.ok(StatusCode::OK);
-        r.json()
-            .as_array()
-            .unwrap()
+        self.audit_log()
+            .await
             .iter()
             .filter(|e| e["resource_type"] == "immutable-tag" && e["operation"] == operation)
             .count()
@@ -331,7 +162,7 @@ async fn rules_crud_with_harbors_shapes() {
         .await
         .ok(StatusCode::OK);
     let r = api
-        .call(
+        .raw(
             Method::GET,
             TEAM,
             PADMIN,
@@ -475,13 +306,7 @@ async fn invalid_rules_are_400() {
         assert_eq!(r.json()["errors"][0]["code"], "BAD_REQUEST", "{what}");
     }
     let r = api
-        .call(
-            Method::POST,
-            TEAM,
-            PADMIN,
-            &[],
-            Some(Body::from("{not json")),
-        )
+        .raw(Method::POST, TEAM, PADMIN, &[], Some("{not json"))
         .await;
     r.err(StatusCode::BAD_REQUEST, "BAD_REQUEST");
     assert_eq!(api.get(TEAM, PADMIN).await.header("x-total-count"), "0");
@@ -495,7 +320,8 @@ async fn invalid_rules_are_400() {
             json!({"id": id + 1, "disabled": true}),
         )
         .await
-        .err(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+        .err(StatusCode::BAD_REQUEST, "BAD_REQUEST")
+        .message();
     assert!(msg.contains("doesn't match"), "{msg}");
     api.put(
         &format!("{TEAM}/{id}"),
@@ -597,7 +423,8 @@ async fn at_most_fifteen_rules_and_no_duplicates() {
     let msg = api
         .post(TEAM, PADMIN, rule("**", "t0"))
         .await
-        .err(StatusCode::CONFLICT, "CONFLICT");
+        .err(StatusCode::CONFLICT, "CONFLICT")
+        .message();
     assert_eq!(msg, "immutable rule already exists");
     for i in 1..15 {
         api.create(PADMIN, rule("**", &format!("t{i}"))).await;
@@ -605,7 +432,8 @@ async fn at_most_fifteen_rules_and_no_duplicates() {
     let msg = api
         .post(TEAM, PADMIN, rule("**", "t15"))
         .await
-        .err(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+        .err(StatusCode::BAD_REQUEST, "BAD_REQUEST")
+        .message();
     assert!(msg.contains("15"), "{msg}");
     assert_eq!(api.get(TEAM, PADMIN).await.header("x-total-count"), "15");
     // Room again after a delete.

@@ -8,24 +8,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method, Request, StatusCode};
-use base64::Engine as _;
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode};
 use berth::http::api::api_router;
+use berth::iam::Iam;
 use berth::iam::directory::DirectoryError;
 use berth::iam::labels::{Label, LabelScope};
-use berth::iam::{Iam, KeyRing};
 use berth::oci::{Digest, RepoName};
 use berth::registry::Registry;
-use berth::store::blob::{BlobError, BlobStore, ByteStream, CompletedPart, ObjectBody};
+use berth::store::blob::{BlobError, BlobStore, CompletedPart, ObjectBody};
 use berth::store::{Kv, Query};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-const ADMIN_PW: &str = "Harbor12345";
-const PW: &str = "Secret123";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+#[path = "support/api.rs"]
+mod api_support;
+mod common;
+
+use api_support::{ADMIN, ANON, Client, DEV, GUEST, LIMITED, OUTSIDER, PADMIN, Resp, Who};
 
 struct Api {
     router: Router,
@@ -35,85 +34,10 @@ struct Api {
     _dir: tempfile::TempDir,
 }
 
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
+impl Client for Api {
+    fn router(&self) -> &Router {
+        &self.router
     }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
-    }
-
-    #[track_caller]
-    fn ok(&self, status: StatusCode) -> &Self {
-        assert_eq!(
-            self.status,
-            status,
-            "{}",
-            String::from_utf8_lossy(&self.body)
-        );
-        self
-    }
-
-    #[track_caller]
-    fn err(&self, status: StatusCode, code: &str) {
-        assert_eq!(
-            self.status,
-            status,
-            "{}",
-            String::from_utf8_lossy(&self.body)
-        );
-        assert_eq!(self.json()["errors"][0]["code"], code, "{}", self.json());
-    }
-
-    fn location_id(&self) -> i64 {
-        self.header("location")
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no id in Location {:?}", self.header("location")))
-    }
-
-    /// Names in a JSON list.
-    fn names(&self, key: &str) -> Vec<String> {
-        self.json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v[key].as_str().unwrap().to_owned())
-            .collect()
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Who<'a> {
-    Anon,
-    Basic(&'a str, &'a str),
-}
-
-const ADMIN: Who<'static> = Who::Basic("admin", ADMIN_PW);
-const PADMIN: Who<'static> = Who::Basic("padmin", PW);
-const DEV: Who<'static> = Who::Basic("dev", PW);
-const GUEST: Who<'static> = Who::Basic("guest", PW);
-const LIMITED: Who<'static> = Who::Basic("limited", PW);
-const OUTSIDER: Who<'static> = Who::Basic("outsider", PW);
-const ANON: Who<'static> = Who::Anon;
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 impl Api {
@@ -124,106 +48,21 @@ impl Api {
     }
 
     async fn with(dir: tempfile::TempDir, kv: Arc<dyn Kv>, blobs: Arc<dyn BlobStore>) -> Api {
-        let registry = Registry::new(kv.clone(), blobs, Default::default());
-        let keys = KeyRing::from_seeds(&["a label test seed that is long enough 0123"]).unwrap();
-        let iam = Arc::new(Iam::new(kv.clone(), Some(Arc::new(keys)), "berth-registry"));
-        iam.directory
-            .bootstrap(Some(ADMIN_PW), now())
-            .await
-            .unwrap();
-        let router = api_router(iam.clone(), registry.clone(), None);
+        let seed = "a label test seed that is long enough 0123";
+        let p = api_support::parts_on(dir, kv, blobs, seed, Default::default()).await;
+        let router = api_router(p.iam.clone(), p.registry.clone(), None);
         Api {
             router,
-            iam,
-            registry,
-            kv,
-            _dir: dir,
+            iam: p.iam,
+            registry: p.registry,
+            kv: p.kv,
+            _dir: p.dir,
         }
     }
 
-    async fn call(&self, method: Method, path: &str, who: Who<'_>, body: Option<Value>) -> Resp {
-        self.call_with(method, path, who, &[], body).await
-    }
-
-    async fn call_with(
-        &self,
-        method: Method,
-        path: &str,
-        who: Who<'_>,
-        headers: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> Resp {
-        let mut b = Request::builder().method(method).uri(path);
-        if let Who::Basic(u, p) = who {
-            let enc = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-            b = b.header("authorization", format!("Basic {enc}"));
-        }
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let body = match body {
-            Some(v) => {
-                b = b.header("content-type", "application/json");
-                Body::from(v.to_string())
-            }
-            None => Body::empty(),
-        };
-        let resp = self
-            .router
-            .clone()
-            .oneshot(b.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&self, path: &str, who: Who<'_>) -> Resp {
-        self.call(Method::GET, path, who, None).await
-    }
-
-    async fn post(&self, path: &str, who: Who<'_>, body: Value) -> Resp {
-        self.call(Method::POST, path, who, Some(body)).await
-    }
-
-    async fn put(&self, path: &str, who: Who<'_>, body: Value) -> Resp {
-        self.call(Method::PUT, path, who, Some(body)).await
-    }
-
+    /// Deletes with an empty JSON body.
     async fn delete(&self, path: &str, who: Who<'_>) -> Resp {
         self.call(Method::DELETE, path, who, Some(json!({}))).await
-    }
-
-    async fn user(&self, name: &str) {
-        let body = json!({"username": name, "password": PW, "email": format!("{name}@example.com"), "realname": name});
-        self.post("/api/v2.0/users", ADMIN, body)
-            .await
-            .ok(StatusCode::CREATED);
-    }
-
-    async fn project(&self, name: &str, public: bool, who: Who<'_>) -> i64 {
-        let body = json!({"project_name": name, "metadata": {"public": public.to_string()}});
-        self.post("/api/v2.0/projects", who, body)
-            .await
-            .ok(StatusCode::CREATED)
-            .location_id()
-    }
-
-    async fn member(&self, project: &str, user: &str, role_id: i64) {
-        let body = json!({"role_id": role_id, "member_user": {"username": user}});
-        self.post(
-            &format!("/api/v2.0/projects/{project}/members"),
-            ADMIN,
-            body,
-        )
-        .await
-        .ok(StatusCode::CREATED);
     }
 
     /// Users padmin (project admin, owner), dev, guest and limited in the
@@ -250,40 +89,16 @@ impl Api {
 
     /// Pushes a one-layer image to `repo:tag`; returns its digest.
     async fn push(&self, repo: &str, tag: &str) -> Digest {
-        let name: RepoName = repo.parse().unwrap();
         let config =
             format!("{{\"architecture\":\"amd64\",\"os\":\"linux\",\"repo\":\"{repo}:{tag}\"}}");
         let layer = format!("layer of {repo}:{tag}");
-        for blob in [config.clone(), layer.clone()] {
-            let d = berth::oci::sha256_digest(blob.as_bytes());
-            let body: ByteStream = Box::pin(futures_util::stream::once(async move {
-                Ok::<_, std::io::Error>(Bytes::from(blob))
-            }));
-            self.registry
-                .monolithic_upload(&name, &d, body)
-                .await
-                .unwrap();
-        }
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": berth::oci::sha256_digest(config.as_bytes()).to_string(), "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": berth::oci::sha256_digest(layer.as_bytes()).to_string(), "size": layer.len()}],
-        });
-        let bytes = Bytes::from(serde_json::to_vec(&manifest).unwrap());
-        self.registry
-            .put_manifest(&name, &tag.parse().unwrap(), Some(OCI_MANIFEST), bytes)
+        api_support::push_image(&self.registry, repo, tag, &config, &layer)
             .await
-            .unwrap()
-            .digest
+            .0
     }
 
     async fn audited(&self, operation: &str, resource: &str) -> bool {
-        let r = self.get("/api/v2.0/audit-logs?page_size=100", ADMIN).await;
-        r.ok(StatusCode::OK);
-        r.json().as_array().unwrap().iter().any(|e| {
+        self.audit_log().await.iter().any(|e| {
             e["resource_type"] == "label"
                 && e["operation"] == operation
                 && e["resource"] == resource
@@ -934,11 +749,19 @@ async fn search_statistics_and_summary() {
         .await
         .err(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     let s = api.get("/api/v2.0/statistics", ADMIN).await.json();
+    // Storage: what the projects' usage records say, counted exactly.
+    let mut storage = 0;
+    for p in ["library", "pub2", "team"] {
+        let used = api.registry.usage(p).await.unwrap().used;
+        assert_eq!(used, api.registry.recount_usage(p).await.unwrap());
+        storage += used;
+    }
+    assert!(storage > 0);
     assert_eq!(
         s,
         json!({"private_project_count": 1, "private_repo_count": 2, "public_project_count": 2,
             "public_repo_count": 2, "total_project_count": 3, "total_repo_count": 4,
-            "total_storage_consumption": 0})
+            "total_storage_consumption": storage})
     );
     let s = api.get("/api/v2.0/statistics", DEV).await.json();
     assert_eq!(

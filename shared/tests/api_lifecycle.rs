@@ -8,23 +8,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method, Request, StatusCode};
-use base64::Engine as _;
+use axum::http::{Method, StatusCode};
 use berth::http::api::{api_router, api_router_with};
-use berth::iam::{Iam, KeyRing};
 use berth::jobs::Jobs;
-use berth::oci::{Digest, RepoName};
+use berth::oci::Digest;
 use berth::registry::{Registry, RegistryOptions};
-use berth::store::blob::ByteStream;
 use berth::store::local_queue::LocalQueue;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-const ADMIN_PW: &str = "Harbor12345";
-const PW: &str = "Secret123";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+#[path = "support/api.rs"]
+mod api_support;
+mod common;
+
+use api_support::{ADMIN, ANON, Client, DEV, OUTSIDER, PADMIN, Resp, Who};
+
 const GC: &str = "/api/v2.0/system/gc";
 const SCHEDULE: &str = "/api/v2.0/system/gc/schedule";
 
@@ -37,112 +34,39 @@ struct Api {
     _dir: tempfile::TempDir,
 }
 
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
-    }
-
-    #[track_caller]
-    fn ok(&self, status: StatusCode) -> &Self {
-        assert_eq!(self.status, status, "{}", self.text());
-        self
-    }
-
-    #[track_caller]
-    fn err(&self, status: StatusCode, code: &str) {
-        assert_eq!(self.status, status, "{}", self.text());
-        assert_eq!(self.json()["errors"][0]["code"], code, "{}", self.text());
-    }
-
-    fn location_id(&self) -> i64 {
-        self.header("location")
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no id in Location {:?}", self.header("location")))
-    }
-
-    fn ids(&self) -> Vec<i64> {
-        self.json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["id"].as_i64().unwrap())
-            .collect()
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Who<'a> {
-    Anon,
-    Basic(&'a str, &'a str),
-}
-
-const ADMIN: Who<'static> = Who::Basic("admin", ADMIN_PW);
-const PADMIN: Who<'static> = Who::Basic("padmin", PW);
-const DEV: Who<'static> = Who::Basic("dev", PW);
-const OUTSIDER: Who<'static> = Who::Basic("outsider", PW);
-const ANON: Who<'static> = Who::Anon;
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// The GC run's JSON parameters (Harbor sends them as a string).
 fn job_parameters(run: &Value) -> Value {
     serde_json::from_str(run["job_parameters"].as_str().unwrap()).unwrap()
 }
 
+impl Client for Api {
+    fn router(&self) -> &Router {
+        &self.router
+    }
+}
+
 impl Api {
     async fn new() -> Api {
-        let dir = tempfile::tempdir().unwrap();
-        let (kv, blobs) = berth::store::open_local(dir.path()).await.unwrap();
         // The shortest grace (4 s): a test can wait for garbage to age.
         let opts = RegistryOptions {
             gc_grace: Duration::ZERO,
             ..Default::default()
         };
-        let registry = Registry::new(kv.clone(), blobs, opts);
-        let keys = KeyRing::from_seeds(&["a lifecycle test seed that is long enough 01"]).unwrap();
-        let iam = Arc::new(Iam::new(kv.clone(), Some(Arc::new(keys)), "berth-registry"));
-        iam.directory
-            .bootstrap(Some(ADMIN_PW), now())
-            .await
-            .unwrap();
-        let queue = LocalQueue::new(kv.clone(), "gc", Duration::from_secs(30));
-        let jobs = Jobs::new(registry.clone(), Arc::new(queue));
-        let router = api_router_with(iam.clone(), registry.clone(), None, Some(jobs.clone()));
-        let no_queue = api_router(iam, registry.clone(), None);
+        let p = api_support::parts("a lifecycle test seed that is long enough 01", opts).await;
+        let queue = LocalQueue::new(p.kv.clone(), "gc", Duration::from_secs(30));
+        let jobs = Jobs::new(p.registry.clone(), Arc::new(queue));
+        let router = api_router_with(p.iam.clone(), p.registry.clone(), None, Some(jobs.clone()));
+        let no_queue = api_router(p.iam, p.registry.clone(), None);
         Api {
             router,
             no_queue,
-            registry,
+            registry: p.registry,
             jobs,
-            _dir: dir,
+            _dir: p.dir,
         }
     }
 
+    /// A request to the API without a job queue.
     async fn send(
         &self,
         router: &Router,
@@ -151,65 +75,12 @@ impl Api {
         who: Who<'_>,
         body: Option<Value>,
     ) -> Resp {
-        let mut b = Request::builder().method(method).uri(path);
-        if let Who::Basic(u, p) = who {
-            let enc = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-            b = b.header("authorization", format!("Basic {enc}"));
-        }
-        let body = match body {
-            Some(v) => {
-                b = b.header("content-type", "application/json");
-                Body::from(v.to_string())
-            }
-            None => Body::empty(),
-        };
-        let resp = router.clone().oneshot(b.body(body).unwrap()).await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, who: Who<'_>, body: Option<Value>) -> Resp {
-        self.send(&self.router, method, path, who, body).await
-    }
-
-    async fn get(&self, path: &str, who: Who<'_>) -> Resp {
-        self.call(Method::GET, path, who, None).await
-    }
-
-    async fn post(&self, path: &str, who: Who<'_>, body: Value) -> Resp {
-        self.call(Method::POST, path, who, Some(body)).await
-    }
-
-    async fn put(&self, path: &str, who: Who<'_>, body: Value) -> Resp {
-        self.call(Method::PUT, path, who, Some(body)).await
-    }
-
-    async fn user(&self, name: &str) {
-        let body = json!({"username": name, "password": PW, "email": format!("{name}@example.com"), "realname": name});
-        self.post("/api/v2.0/users", ADMIN, body)
-            .await
-            .ok(StatusCode::CREATED);
-    }
-
-    async fn member(&self, project: &str, user: &str, role_id: i64) {
-        let body = json!({"role_id": role_id, "member_user": {"username": user}});
-        self.post(
-            &format!("/api/v2.0/projects/{project}/members"),
-            ADMIN,
-            body,
-        )
-        .await
-        .ok(StatusCode::CREATED);
+        let body = body.map(|v| axum::body::Body::from(v.to_string()));
+        api_support::send(router, method, path, who, &[], body).await
     }
 
     /// Creates a project as `who` with `extra` fields; returns its id.
-    async fn project(&self, name: &str, who: Who<'_>, extra: Value) -> i64 {
+    async fn project_with(&self, name: &str, who: Who<'_>, extra: Value) -> i64 {
         let mut body = json!({"project_name": name, "metadata": {"public": "false"}});
         for (k, v) in extra.as_object().unwrap() {
             body[k] = v.clone();
@@ -226,7 +97,7 @@ impl Api {
         for u in ["padmin", "dev", "outsider"] {
             self.user(u).await;
         }
-        let team = self.project("team", PADMIN, json!({})).await;
+        let team = self.project_with("team", PADMIN, json!({})).await;
         self.member("team", "dev", 2).await;
         team
     }
@@ -280,17 +151,7 @@ impl Api {
     }
 
     async fn blob(&self, repo: &str, data: &str) -> Digest {
-        let name: RepoName = repo.parse().unwrap();
-        let d = berth::oci::sha256_digest(data.as_bytes());
-        let data = data.to_owned();
-        let body: ByteStream = Box::pin(futures_util::stream::once(async move {
-            Ok::<_, std::io::Error>(Bytes::from(data))
-        }));
-        self.registry
-            .monolithic_upload(&name, &d, body)
-            .await
-            .unwrap();
-        d
+        api_support::upload(&self.registry, repo, data).await
     }
 
     /// Pushes a one-layer image to `repo:tag`; returns the bytes it added.
@@ -298,35 +159,16 @@ impl Api {
         let config =
             format!("{{\"architecture\":\"amd64\",\"os\":\"linux\",\"repo\":\"{repo}:{tag}\"}}");
         let layer = format!("layer of {repo}:{tag}");
-        let cd = self.blob(repo, &config).await;
-        let ld = self.blob(repo, &layer).await;
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": cd.to_string(), "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": ld.to_string(), "size": layer.len()}],
-        });
-        let bytes = Bytes::from(serde_json::to_vec(&manifest).unwrap());
-        let size = bytes.len() + config.len() + layer.len();
-        let name: RepoName = repo.parse().unwrap();
-        self.registry
-            .put_manifest(&name, &tag.parse().unwrap(), Some(OCI_MANIFEST), bytes)
-            .await
-            .unwrap();
-        size as i64
+        let (_, manifest) =
+            api_support::push_image(&self.registry, repo, tag, &config, &layer).await;
+        (manifest + config.len() + layer.len()) as i64
     }
 
     async fn audited(&self, resource_type: &str, operation: &str) -> Vec<Value> {
-        let r = self.get("/api/v2.0/audit-logs?page_size=100", ADMIN).await;
-        r.ok(StatusCode::OK);
-        r.json()
-            .as_array()
-            .unwrap()
-            .iter()
+        self.audit_log()
+            .await
+            .into_iter()
             .filter(|e| e["resource_type"] == resource_type && e["operation"] == operation)
-            .cloned()
             .collect()
     }
 
@@ -696,7 +538,7 @@ async fn quotas_are_listed_read_and_set() {
     let api = Api::new().await;
     let team = api.team().await;
     let big = api
-        .project("big", ADMIN, json!({"storage_limit": 1_048_576}))
+        .project_with("big", ADMIN, json!({"storage_limit": 1_048_576}))
         .await;
     let pushed = api.push("team/app", "v1").await;
 
@@ -811,13 +653,17 @@ async fn projects_take_a_storage_limit_from_system_admins() {
     api.user("padmin").await;
 
     let a = api
-        .project("a", ADMIN, json!({"storage_limit": 2048}))
+        .project_with("a", ADMIN, json!({"storage_limit": 2048}))
         .await;
     assert_eq!(api.hard(a).await, 2048);
-    let b = api.project("b", ADMIN, json!({"storage_limit": -1})).await;
+    let b = api
+        .project_with("b", ADMIN, json!({"storage_limit": -1}))
+        .await;
     assert_eq!(api.hard(b).await, -1);
     // 0 is Harbor's "the default": unlimited here.
-    let c = api.project("c", ADMIN, json!({"storage_limit": 0})).await;
+    let c = api
+        .project_with("c", ADMIN, json!({"storage_limit": 0}))
+        .await;
     assert_eq!(api.hard(c).await, -1);
     api.post(
         "/api/v2.0/projects",
@@ -829,7 +675,7 @@ async fn projects_take_a_storage_limit_from_system_admins() {
     assert!(api.get("/api/v2.0/projects/d", ADMIN).await.status == StatusCode::NOT_FOUND);
     // Anyone else's limit is ignored (Harbor gives them the default).
     let e = api
-        .project("e", PADMIN, json!({"storage_limit": 100}))
+        .project_with("e", PADMIN, json!({"storage_limit": 100}))
         .await;
     assert_eq!(api.hard(e).await, -1);
 
@@ -871,7 +717,7 @@ async fn projects_take_a_storage_limit_from_system_admins() {
     api.get(&format!("/api/v2.0/quotas/{a}"), ADMIN)
         .await
         .err(StatusCode::NOT_FOUND, "NOT_FOUND");
-    let a2 = api.project("a", ADMIN, json!({})).await;
+    let a2 = api.project_with("a", ADMIN, json!({})).await;
     assert_eq!(api.hard(a2).await, -1);
     assert_eq!(api.quota(a2).await["used"]["storage"], 0);
 }

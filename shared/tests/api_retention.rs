@@ -11,14 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method, Request, StatusCode};
-use base64::Engine as _;
+use axum::http::{Method, StatusCode};
 use berth::http::api::api_router_with;
-use berth::iam::{Iam, KeyRing};
 use berth::jobs::Jobs;
 use berth::jobs::retention::{TaskReport, outcome};
-use berth::oci::{Digest, Reference, RepoName};
+use berth::oci::{Digest, RepoName};
 use berth::policy::ImmutableRule;
 use berth::policy::immutable::ImmutableRules;
 use berth::policy::retention::RetentionPolicies;
@@ -26,14 +23,15 @@ use berth::policy::selector::Selector;
 use berth::registry::Registry;
 use berth::registry::catalog::PullCount;
 use berth::store::local_queue::LocalQueue;
-use berth::store::{ByteStream, Job, Kv, Queue};
-use http_body_util::BodyExt;
+use berth::store::{Job, Kv, Queue};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-const ADMIN_PW: &str = "Harbor12345";
-const PW: &str = "Secret123";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+#[path = "support/api.rs"]
+mod api_support;
+mod common;
+
+use api_support::{ADMIN, ANON, Client, DEV, GUEST, now};
+
 const DAY: i64 = 86_400;
 
 struct Api {
@@ -43,68 +41,6 @@ struct Api {
     jobs: Jobs,
     queue: Arc<LocalQueue>,
     _dir: tempfile::TempDir,
-}
-
-struct Resp {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
-    }
-
-    #[track_caller]
-    fn ok(&self, status: StatusCode) -> &Self {
-        assert_eq!(self.status, status, "{}", self.text());
-        self
-    }
-
-    #[track_caller]
-    fn err(&self, status: StatusCode, code: &str) {
-        assert_eq!(self.status, status, "{}", self.text());
-        assert_eq!(self.json()["errors"][0]["code"], code, "{}", self.text());
-    }
-
-    fn location_id(&self) -> i64 {
-        self.header("location")
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no id in Location {:?}", self.header("location")))
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Who<'a> {
-    Anon,
-    Basic(&'a str, &'a str),
-}
-
-const ADMIN: Who<'static> = Who::Basic("admin", ADMIN_PW);
-const DEV: Who<'static> = Who::Basic("dev", PW);
-const GUEST: Who<'static> = Who::Basic("guest", PW);
-const ANON: Who<'static> = Who::Anon;
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 /// A rule in Harbor's JSON: `template` with `param`, tags `pattern`
@@ -134,105 +70,39 @@ fn policy(project_id: i64, rules: Vec<Value>, cron: &str) -> Value {
     })
 }
 
+impl Client for Api {
+    fn router(&self) -> &Router {
+        &self.router
+    }
+}
+
 impl Api {
     async fn new() -> Api {
         Self::build(true).await
     }
 
     async fn build(with_jobs: bool) -> Api {
-        let dir = tempfile::tempdir().unwrap();
-        let (kv, blobs) = berth::store::open_local(dir.path()).await.unwrap();
-        let registry = Registry::new(kv.clone(), blobs, Default::default());
-        let keys =
-            KeyRing::from_seeds(&["a retention test seed that is long enough 0123"]).unwrap();
-        let iam = Arc::new(Iam::new(kv.clone(), Some(Arc::new(keys)), "berth-registry"));
-        iam.directory
-            .bootstrap(Some(ADMIN_PW), now())
-            .await
-            .unwrap();
-        let queue = Arc::new(LocalQueue::new(kv.clone(), "gc", Duration::from_secs(30)));
-        let jobs = Jobs::new(registry.clone(), queue.clone());
+        let p = api_support::parts(
+            "a retention test seed that is long enough 0123",
+            Default::default(),
+        )
+        .await;
+        let queue = Arc::new(LocalQueue::new(p.kv.clone(), "gc", Duration::from_secs(30)));
+        let jobs = Jobs::new(p.registry.clone(), queue.clone());
         let router = api_router_with(
-            iam.clone(),
-            registry.clone(),
+            p.iam.clone(),
+            p.registry.clone(),
             None,
             with_jobs.then(|| jobs.clone()),
         );
         Api {
             router,
-            registry,
-            kv,
+            registry: p.registry,
+            kv: p.kv,
             jobs,
             queue,
-            _dir: dir,
+            _dir: p.dir,
         }
-    }
-
-    async fn call(&self, method: Method, path: &str, who: Who<'_>, body: Option<Value>) -> Resp {
-        let mut b = Request::builder().method(method).uri(path);
-        if let Who::Basic(u, p) = who {
-            let enc = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-            b = b.header("authorization", format!("Basic {enc}"));
-        }
-        let body = match body {
-            Some(v) => {
-                b = b.header("content-type", "application/json");
-                Body::from(v.to_string())
-            }
-            None => Body::empty(),
-        };
-        let resp = self
-            .router
-            .clone()
-            .oneshot(b.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&self, path: &str, who: Who<'_>) -> Resp {
-        self.call(Method::GET, path, who, None).await
-    }
-
-    async fn post(&self, path: &str, who: Who<'_>, body: Value) -> Resp {
-        self.call(Method::POST, path, who, Some(body)).await
-    }
-
-    async fn put(&self, path: &str, who: Who<'_>, body: Value) -> Resp {
-        self.call(Method::PUT, path, who, Some(body)).await
-    }
-
-    async fn user(&self, name: &str) {
-        let body = json!({"username": name, "password": PW, "email": format!("{name}@example.com"), "realname": name});
-        self.post("/api/v2.0/users", ADMIN, body)
-            .await
-            .ok(StatusCode::CREATED);
-    }
-
-    async fn project(&self, name: &str) -> i64 {
-        let body = json!({"project_name": name, "metadata": {"public": "false"}});
-        self.post("/api/v2.0/projects", ADMIN, body)
-            .await
-            .ok(StatusCode::CREATED)
-            .location_id()
-    }
-
-    async fn member(&self, project: &str, user: &str, role_id: i64) {
-        let body = json!({"role_id": role_id, "member_user": {"username": user}});
-        self.post(
-            &format!("/api/v2.0/projects/{project}/members"),
-            ADMIN,
-            body,
-        )
-        .await
-        .ok(StatusCode::CREATED);
     }
 
     /// Creates a policy; returns its id.
@@ -274,41 +144,11 @@ impl Api {
     /// Pushes a one-layer image to `repo` under `reference` (a tag, or
     /// `@` for no tag); returns its digest.
     async fn push(&self, repo: &str, reference: &str, seed: &str) -> Digest {
-        let name: RepoName = repo.parse().unwrap();
         let config = format!("{{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":\"{seed}\"}}");
         let layer = format!("layer of {seed}");
-        for blob in [config.clone(), layer.clone()] {
-            let d = berth::oci::sha256_digest(blob.as_bytes());
-            let body: ByteStream = Box::pin(futures_util::stream::once(async move {
-                Ok::<_, std::io::Error>(Bytes::from(blob))
-            }));
-            self.registry
-                .monolithic_upload(&name, &d, body)
-                .await
-                .unwrap();
-        }
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": berth::oci::sha256_digest(config.as_bytes()).to_string(), "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": berth::oci::sha256_digest(layer.as_bytes()).to_string(), "size": layer.len()}],
-        });
-        let bytes = Bytes::from(serde_json::to_vec(&manifest).unwrap());
-        let digest = berth::oci::sha256_digest(&bytes);
-        let reference: Reference = if reference == "@" {
-            Reference::Digest(digest.clone())
-        } else {
-            reference.parse().unwrap()
-        };
-        let out = self
-            .registry
-            .put_manifest(&name, &reference, Some(OCI_MANIFEST), bytes)
+        api_support::push_image(&self.registry, repo, reference, &config, &layer)
             .await
-            .unwrap();
-        assert_eq!(out.digest, digest);
-        digest
+            .0
     }
 
     /// Whether `repo` still holds the manifest `digest`.
@@ -366,8 +206,8 @@ fn set(ds: &[&Digest]) -> BTreeSet<String> {
 #[tokio::test]
 async fn policies_are_harbors_and_validated() {
     let api = Api::new().await;
-    let team = api.project("team").await;
-    let other = api.project("other").await;
+    let team = api.project("team", false, ADMIN).await;
+    let other = api.project("other", false, ADMIN).await;
     for u in ["dev", "guest"] {
         api.user(u).await;
     }
@@ -573,7 +413,7 @@ async fn policies_are_harbors_and_validated() {
 #[tokio::test]
 async fn a_dry_run_reports_and_the_real_run_deletes_exactly_that() {
     let api = Api::new().await;
-    let team = api.project("team").await;
+    let team = api.project("team", false, ADMIN).await;
     // Oldest first, one second apart (push times are seconds). `web`'s
     // artifacts interleave with `app`'s; `skip` matches no rule.
     let mut app = Vec::new();
@@ -785,7 +625,7 @@ async fn a_dry_run_reports_and_the_real_run_deletes_exactly_that() {
 #[tokio::test]
 async fn untagged_artifacts_follow_the_box() {
     let api = Api::new().await;
-    let team = api.project("team").await;
+    let team = api.project("team", false, ADMIN).await;
     let tagged = api.push("team/app", "t1", "tagged").await;
     let untagged = api.push("team/app", "@", "untagged").await;
     let always =
@@ -825,7 +665,7 @@ async fn untagged_artifacts_follow_the_box() {
 #[tokio::test]
 async fn label_selectors_keep_the_labelled_ones() {
     let api = &Api::new().await;
-    let team = api.project("team").await;
+    let team = api.project("team", false, ADMIN).await;
     // A global label and a project one: candidates carry label names.
     let label = |body: Value| async move {
         api.post("/api/v2.0/labels", ADMIN, body)
@@ -971,7 +811,7 @@ async fn label_selectors_keep_the_labelled_ones() {
 #[tokio::test]
 async fn pull_times_decide_the_pull_rules() {
     let api = Api::new().await;
-    let team = api.project("team").await;
+    let team = api.project("team", false, ADMIN).await;
     let a = api.push("team/app", "a", "a").await;
     let b = api.push("team/app", "b", "b").await;
     let c = api.push("team/app", "c", "c").await;
@@ -1046,7 +886,7 @@ async fn pull_times_decide_the_pull_rules() {
 #[tokio::test]
 async fn redelivered_task_messages_change_nothing() {
     let api = Api::new().await;
-    let team = api.project("team").await;
+    let team = api.project("team", false, ADMIN).await;
     let mut ds = Vec::new();
     for i in 0..4 {
         ds.push(
@@ -1097,7 +937,7 @@ async fn redelivered_task_messages_change_nothing() {
 #[tokio::test]
 async fn a_stopped_execution_deletes_nothing_more() {
     let api = Api::new().await;
-    let team = api.project("team").await;
+    let team = api.project("team", false, ADMIN).await;
     let mut ds = Vec::new();
     for repo in ["a", "b"] {
         for i in 0..3 {
@@ -1188,7 +1028,7 @@ async fn a_stopped_execution_deletes_nothing_more() {
 #[tokio::test]
 async fn an_execution_stopped_through_the_job_store_runs_no_task() {
     let api = Api::new().await;
-    let team = api.project("team").await;
+    let team = api.project("team", false, ADMIN).await;
     let d = api.push("team/app", "t", "t").await;
     let id = api
         .create_policy(policy(
@@ -1220,7 +1060,7 @@ async fn an_execution_stopped_through_the_job_store_runs_no_task() {
 #[tokio::test]
 async fn scheduled_executions_start_on_the_tick() {
     let api = Api::new().await;
-    let team = api.project("team").await;
+    let team = api.project("team", false, ADMIN).await;
     let d = api.push("team/app", "old", "old").await;
     let id = api
         .create_policy(policy(
@@ -1261,7 +1101,7 @@ async fn scheduled_executions_start_on_the_tick() {
 #[tokio::test]
 async fn a_deleted_project_takes_its_policy_along() {
     let api = Api::new().await;
-    let team = api.project("team").await;
+    let team = api.project("team", false, ADMIN).await;
     let id = api
         .create_policy(policy(
             team,
@@ -1285,7 +1125,7 @@ async fn a_deleted_project_takes_its_policy_along() {
         .unwrap();
     assert_eq!(s.next, None);
     // A new project of the same name starts without one.
-    let again = api.project("team").await;
+    let again = api.project("team", false, ADMIN).await;
     let id2 = api
         .create_policy(policy(
             again,
@@ -1299,7 +1139,7 @@ async fn a_deleted_project_takes_its_policy_along() {
 #[tokio::test]
 async fn without_a_queue_executions_cannot_start() {
     let api = Api::build(false).await;
-    let team = api.project("team").await;
+    let team = api.project("team", false, ADMIN).await;
     let id = api
         .create_policy(policy(
             team,

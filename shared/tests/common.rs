@@ -29,6 +29,18 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// Reads a router's response to the end.
+    pub async fn read(resp: axum::response::Response) -> Resp {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
@@ -357,12 +369,5 @@ pub async fn send_to(
         .oneshot(req.body(body.into()).unwrap())
         .await
         .unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Resp {
-        status,
-        headers,
-        body,
-    }
+    Resp::read(resp).await
 }

@@ -690,14 +690,7 @@ async fn identity_works_through_the_functions() {
         let req = req.body(Body::from(body)).unwrap();
         async move {
             let resp = stack.oneshot(req).await.unwrap();
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let body = resp.into_body().collect().await.unwrap().to_bytes();
-            Resp {
-                status,
-                headers,
-                body,
-            }
+            Resp::read(resp).await
         }
     };
     let r = send(Method::GET, "/v2/", &[], vec![]).await;

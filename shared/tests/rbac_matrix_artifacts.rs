@@ -638,11 +638,7 @@ impl Matrix {
         };
         let status = r.status.as_u16();
         let ok = r.status.is_success();
-        if status >= 500 || !(ok || matches!(status, 401 | 403 | 404)) {
-            problems.push(format!("unexpected {status}: {}", r.text()));
-        } else if !ok && !r.json()["errors"][0]["code"].is_string() {
-            problems.push(format!("a refusal without an error body: {}", r.text()));
-        }
+        problems.extend(rbac::status_problem(&r));
         let cell = match op {
             Op::GlobalRepos | Op::Search | Op::Statistics if ok => {
                 Cell::Sees(self.shows(project, op, &r.json(), &mut problems).await)
@@ -732,14 +728,7 @@ impl Matrix {
             }
             _ => None,
         };
-        if let Some(changed) = changed
-            && changed != ok
-        {
-            problems.push(format!(
-                "answered {status} but the object was {}changed",
-                if changed { "" } else { "not " }
-            ));
-        }
+        problems.extend(rbac::effect_problem(status, ok, changed, "the object was"));
         (cell, problems)
     }
 
@@ -823,29 +812,15 @@ async fn every_principal_times_every_artifact_endpoint_on_public_and_private_pro
                 got_table.insert((who, op), got);
             }
         }
-        let mut table = format!(
-            "{project} ({}):\n{:<20}",
-            if public { "public" } else { "private" },
-            ""
+        let title = format!("{project} ({})", if public { "public" } else { "private" });
+        let table = rbac::table(
+            &title,
+            20,
+            &OPS,
+            Op::label,
+            |who, op| got_table[&(who, op)],
+            |who, op| expected(who, public, op),
         );
-        for who in EVERYONE {
-            let short: String = who.slug().chars().take(7).collect();
-            table.push_str(&format!(" {short:>7}"));
-        }
-        table.push('\n');
-        for op in OPS {
-            table.push_str(&format!("{:<20}", op.label()));
-            for who in EVERYONE {
-                let got = got_table[&(who, op)];
-                let mark = if got == expected(who, public, op) {
-                    got.to_string()
-                } else {
-                    format!("{got}!")
-                };
-                table.push_str(&format!(" {mark:>7}"));
-            }
-            table.push('\n');
-        }
         tables.push_str(&table);
         tables.push('\n');
     }

@@ -192,19 +192,7 @@ fn own_minute(who: Who) -> usize {
 
 impl Matrix {
     async fn api(&self, who: Who, method: Method, uri: &str, body: Value) -> Resp {
-        let auth = self.w.basic(who);
-        let mut headers = vec![("content-type", "application/json")];
-        if let Some(a) = auth.as_deref() {
-            headers.push(("authorization", a));
-        }
-        send_to(
-            &self.router,
-            method,
-            uri,
-            &headers,
-            serde_json::to_vec(&body).unwrap(),
-        )
-        .await
+        self.w.api_on(&self.router, who, method, uri, body).await
     }
 
     /// The newest run, started (and left running) if there is none or it
@@ -275,11 +263,7 @@ impl Matrix {
         };
         let status = r.status.as_u16();
         let ok = r.status.is_success();
-        if status >= 500 || !(ok || matches!(status, 401 | 403 | 404)) {
-            problems.push(format!("unexpected {status}: {}", r.text()));
-        } else if !ok && !r.json()["errors"][0]["code"].is_string() {
-            problems.push(format!("a refusal without an error body: {}", r.text()));
-        }
+        problems.extend(rbac::status_problem(&r));
         let cell = match op {
             Op::SummaryQuota if ok => {
                 let q = &r.json()["quota"];
@@ -317,14 +301,7 @@ impl Matrix {
                 None
             }
         };
-        if let Some(changed) = changed
-            && changed != ok
-        {
-            problems.push(format!(
-                "answered {status} but the object was {}changed",
-                if changed { "" } else { "not " }
-            ));
-        }
+        problems.extend(rbac::effect_problem(status, ok, changed, "the object was"));
         (cell, problems)
     }
 }
@@ -354,29 +331,15 @@ async fn every_principal_times_every_gc_and_quota_endpoint() {
                 got_table.insert((who, op), got);
             }
         }
-        let mut table = format!(
-            "{project} ({}):\n{:<26}",
-            if public { "public" } else { "private" },
-            ""
+        let title = format!("{project} ({})", if public { "public" } else { "private" });
+        let table = rbac::table(
+            &title,
+            26,
+            &OPS,
+            Op::label,
+            |who, op| got_table[&(who, op)],
+            |who, op| expected(who, public, op),
         );
-        for who in EVERYONE {
-            let short: String = who.slug().chars().take(7).collect();
-            table.push_str(&format!(" {short:>7}"));
-        }
-        table.push('\n');
-        for op in OPS {
-            table.push_str(&format!("{:<26}", op.label()));
-            for who in EVERYONE {
-                let got = got_table[&(who, op)];
-                let mark = if got == expected(who, public, op) {
-                    got.to_string()
-                } else {
-                    format!("{got}!")
-                };
-                table.push_str(&format!(" {mark:>7}"));
-            }
-            table.push('\n');
-        }
         tables.push_str(&table);
         tables.push('\n');
     }

@@ -176,11 +176,7 @@ impl Matrix {
         let status = r.status.as_u16();
         let ok = r.status.is_success();
         let mut problems = Vec::new();
-        if status >= 500 || !(ok || matches!(status, 401 | 403 | 404)) {
-            problems.push(format!("unexpected {status}: {}", r.text()));
-        } else if !ok && !r.json()["errors"][0]["code"].is_string() {
-            problems.push(format!("a refusal without an error body: {}", r.text()));
-        }
+        problems.extend(rbac::status_problem(&r));
         let stored = self.rules.list(project).await.unwrap();
         let changed = match op {
             Op::List => {
@@ -207,14 +203,7 @@ impl Matrix {
             }
             Op::Delete => Some(!stored.iter().any(|x| x.id == s.delete[&who])),
         };
-        if let Some(changed) = changed
-            && changed != ok
-        {
-            problems.push(format!(
-                "answered {status} but the rules were {}changed",
-                if changed { "" } else { "not " }
-            ));
-        }
+        problems.extend(rbac::effect_problem(status, ok, changed, "the rules were"));
         (status, problems)
     }
 }
@@ -244,29 +233,15 @@ async fn every_principal_times_every_immutable_rule_endpoint() {
                 got.insert((who, op), status);
             }
         }
-        let mut table = format!(
-            "{project} ({}):\n{:<24}",
-            if public { "public" } else { "private" },
-            ""
+        let title = format!("{project} ({})", if public { "public" } else { "private" });
+        let table = rbac::table(
+            &title,
+            24,
+            &OPS,
+            Op::label,
+            |who, op| got[&(who, op)],
+            |who, op| expected(who, public, op),
         );
-        for who in EVERYONE {
-            let short: String = who.slug().chars().take(7).collect();
-            table.push_str(&format!(" {short:>7}"));
-        }
-        table.push('\n');
-        for op in OPS {
-            table.push_str(&format!("{:<24}", op.label()));
-            for who in EVERYONE {
-                let s = got[&(who, op)];
-                let mark = if s == expected(who, public, op) {
-                    s.to_string()
-                } else {
-                    format!("{s}!")
-                };
-                table.push_str(&format!(" {mark:>7}"));
-            }
-            table.push('\n');
-        }
         tables.push_str(&table);
         tables.push('\n');
     }

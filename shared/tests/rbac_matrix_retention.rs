@@ -285,19 +285,7 @@ impl Matrix {
     }
 
     async fn call(&self, who: Who, method: Method, uri: &str, body: Value) -> Resp {
-        let auth = self.w.basic(who);
-        let mut headers = vec![("content-type", "application/json")];
-        if let Some(a) = auth.as_deref() {
-            headers.push(("authorization", a));
-        }
-        send_to(
-            &self.router,
-            method,
-            uri,
-            &headers,
-            serde_json::to_vec(&body).unwrap(),
-        )
-        .await
+        self.w.api_on(&self.router, who, method, uri, body).await
     }
 
     /// Does `op` as `who` in `project`: the status, and what is wrong
@@ -455,14 +443,7 @@ impl Matrix {
             }
             _ => None,
         };
-        if let Some(changed) = changed
-            && changed != ok
-        {
-            problems.push(format!(
-                "answered {status} but the policy was {}changed",
-                if changed { "" } else { "not " }
-            ));
-        }
+        problems.extend(rbac::effect_problem(status, ok, changed, "the policy was"));
         // Whatever a cell started runs to its end (a policy with a
         // running execution cannot be deleted).
         self.drain().await;
@@ -499,25 +480,14 @@ async fn every_principal_times_every_retention_endpoint_on_public_and_private_pr
                 got_table.insert((who, op), got);
             }
         }
-        let mut table = format!("{project}:\n{:<18}", "");
-        for who in EVERYONE {
-            let short: String = who.slug().chars().take(7).collect();
-            table.push_str(&format!(" {short:>7}"));
-        }
-        table.push('\n');
-        for op in OPS {
-            table.push_str(&format!("{:<18}", op.label()));
-            for who in EVERYONE {
-                let got = got_table[&(who, op)];
-                let mark = if got == expected(who, op) {
-                    got.to_string()
-                } else {
-                    format!("{got}!")
-                };
-                table.push_str(&format!(" {mark:>7}"));
-            }
-            table.push('\n');
-        }
+        let table = rbac::table(
+            project,
+            18,
+            &OPS,
+            Op::label,
+            |who, op| got_table[&(who, op)],
+            expected,
+        );
         tables.push_str(&table);
         tables.push('\n');
     }

@@ -268,13 +268,25 @@ impl World {
 
     /// A management API call with Basic credentials (none for anonymous).
     pub async fn api(&self, who: Who, method: Method, uri: &str, body: serde_json::Value) -> Resp {
+        self.api_on(&self.app.router, who, method, uri, body).await
+    }
+
+    /// As [`World::api`], to another router over the same world.
+    pub async fn api_on(
+        &self,
+        router: &axum::Router,
+        who: Who,
+        method: Method,
+        uri: &str,
+        body: serde_json::Value,
+    ) -> Resp {
         let auth = self.basic(who);
         let mut headers = vec![("content-type", "application/json")];
         if let Some(a) = auth.as_deref() {
             headers.push(("authorization", a));
         }
         let body = serde_json::to_vec(&body).unwrap();
-        send_to(&self.app.router, method, uri, &headers, body).await
+        send_to(router, method, uri, &headers, body).await
     }
 
     /// Seeds through `/v2/` without authorization: pushes an image.
@@ -308,4 +320,64 @@ impl World {
         .await
         .status
     }
+}
+
+/// What is wrong with the status of a cell's answer: a server error or
+/// a status other than a success, 401, 403 and 404, or a refusal without
+/// Harbor's error body.
+pub fn status_problem(r: &Resp) -> Option<String> {
+    let status = r.status.as_u16();
+    let ok = r.status.is_success();
+    if status >= 500 || !(ok || matches!(status, 401 | 403 | 404)) {
+        Some(format!("unexpected {status}: {}", r.text()))
+    } else if !ok && !r.json()["errors"][0]["code"].is_string() {
+        Some(format!("a refusal without an error body: {}", r.text()))
+    } else {
+        None
+    }
+}
+
+/// What is wrong where a cell's effect (`changed`, where it is known)
+/// disagrees with its answer: `what` is, say, "the object was".
+pub fn effect_problem(status: u16, ok: bool, changed: Option<bool>, what: &str) -> Option<String> {
+    match changed {
+        Some(changed) if changed != ok => Some(format!(
+            "answered {status} but {what} {}changed",
+            if changed { "" } else { "not " }
+        )),
+        _ => None,
+    }
+}
+
+/// A matrix as a table: the principals across, `ops` down (labelled in
+/// a column `width` wide), each cell what `got` says, marked `!` where it
+/// is not what `want` says; `title` above.
+pub fn table<Op: Copy, C: std::fmt::Display + PartialEq>(
+    title: &str,
+    width: usize,
+    ops: &[Op],
+    label: impl Fn(Op) -> &'static str,
+    got: impl Fn(Who, Op) -> C,
+    want: impl Fn(Who, Op) -> C,
+) -> String {
+    let mut table = format!("{title}:\n{:<width$}", "");
+    for who in EVERYONE {
+        let short: String = who.slug().chars().take(7).collect();
+        table.push_str(&format!(" {short:>7}"));
+    }
+    table.push('\n');
+    for op in ops.iter().copied() {
+        table.push_str(&format!("{:<width$}", label(op)));
+        for who in EVERYONE {
+            let got = got(who, op);
+            let mark = if got == want(who, op) {
+                got.to_string()
+            } else {
+                format!("{got}!")
+            };
+            table.push_str(&format!(" {mark:>7}"));
+        }
+        table.push('\n');
+    }
+    table
 }

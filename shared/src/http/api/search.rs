@@ -243,8 +243,8 @@ pub(crate) async fn search(
 /// counts cover every public project; private counts cover every private
 /// project for system admins, and the private projects the caller can see
 /// (is a member of) for others; totals and storage are for system admins
-/// only (0 for others, as Harbor). Storage consumption is 0 until quotas
-/// exist.
+/// only (0 for others, as Harbor); storage is the projects' recorded
+/// usage (one batch read per 100 projects).
 pub(crate) async fn statistics(State(ctx): State<Shared>, caller: Caller) -> ApiResult<Response> {
     caller.require_auth()?;
     let projects = project_index(&ctx).await?;
@@ -270,10 +270,16 @@ pub(crate) async fn statistics(State(ctx): State<Shared>, caller: Caller) -> Api
     let dir = &ctx.iam.directory;
     let public_repos: usize = dir.project_repo_counts(&public).await?.iter().sum();
     let private_repos: usize = dir.project_repo_counts(&private).await?.iter().sum();
-    let (total_projects, total_repos) = if admin {
-        (public.len() + private.len(), public_repos + private_repos)
+    let (total_projects, total_repos, storage) = if admin {
+        let all: Vec<String> = public.iter().chain(&private).cloned().collect();
+        let storage = ctx.registry.total_usage(&all).await?;
+        (
+            public.len() + private.len(),
+            public_repos + private_repos,
+            storage,
+        )
     } else {
-        (0, 0)
+        (0, 0, 0)
     };
     Ok(axum::Json(json!({
         "private_project_count": private.len(),
@@ -282,7 +288,7 @@ pub(crate) async fn statistics(State(ctx): State<Shared>, caller: Caller) -> Api
         "public_repo_count": public_repos,
         "total_project_count": total_projects,
         "total_repo_count": total_repos,
-        "total_storage_consumption": 0,
+        "total_storage_consumption": storage,
     }))
     .into_response())
 }
