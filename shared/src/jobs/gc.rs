@@ -219,27 +219,9 @@ impl Gc {
         };
         let stored: Stored = serde_json::from_value(run.params.clone())
             .map_err(|e| format!("gc run params: {e}"))?;
-        let counts = match self.work(job.kind.as_str(), &p, &stored).await {
-            Ok(c) => c,
-            Err(e) => {
-                self.runs
-                    .log(
-                        p.run,
-                        &format!("task {} failed (will be retried): {e}", p.key),
-                    )
-                    .await;
-                return Err(e);
-            }
-        };
-        let after = self
-            .runs
-            .finish(p.run, &p.key, &token, &counts)
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(after) = after
-            && after.pending == 0
-        {
-            self.next_phase(&after).await?;
+        let work = self.work(job.kind.as_str(), &p, &stored).await;
+        if let Some(last) = self.runs.settle(p.run, &p.key, &token, work).await? {
+            self.next_phase(&last).await?;
         }
         Ok(())
     }

@@ -394,25 +394,8 @@ impl Retention {
             LIST => self.list(&p, &stored).await,
             _ => self.repository(&p, &run, &stored).await,
         };
-        let counts = match work {
-            Ok(c) => c,
-            Err(e) => {
-                self.runs
-                    .log(
-                        p.run,
-                        &format!("task {} failed (will be retried): {e}", p.key),
-                    )
-                    .await;
-                return Err(e);
-            }
-        };
-        let after = self
-            .runs
-            .finish(p.run, &p.key, &token, &counts)
-            .await
-            .map_err(|e| e.to_string())?;
+        let after = self.runs.settle(p.run, &p.key, &token, work).await?;
         if let Some(after) = after
-            && after.pending == 0
             && self
                 .runs
                 .set_status(after.id, &[runs::RUNNING], runs::SUCCESS)

@@ -413,6 +413,32 @@ impl Runs {
         }
     }
 
+    /// Ends a claimed task with what its work gave: a failure is logged on
+    /// the run and returned (the queue brings the message back); a success
+    /// finishes the task with its counts. Returns the run when this was its
+    /// last pending task.
+    pub async fn settle(
+        &self,
+        id: i64,
+        key: &str,
+        token: &str,
+        work: std::result::Result<BTreeMap<String, i64>, String>,
+    ) -> std::result::Result<Option<Run>, String> {
+        let counts = match work {
+            Ok(c) => c,
+            Err(e) => {
+                self.log(id, &format!("task {key} failed (will be retried): {e}"))
+                    .await;
+                return Err(e);
+            }
+        };
+        let after = self
+            .finish(id, key, token, &counts)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(after.filter(|r| r.pending == 0))
+    }
+
     /// Moves a run to `to` if it is in one of `from`.
     pub async fn set_status(&self, id: i64, from: &[&str], to: &str) -> Result<bool> {
         let op = WriteOp::Update {
