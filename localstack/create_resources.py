@@ -182,6 +182,7 @@ def create_queues(sqs, queues):
             },
         )
         env[q["env"]] = url
+        env[q["env"].replace("_QUEUE_URL", "_DLQ_URL")] = dlq_url
     return env
 
 

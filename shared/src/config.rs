@@ -121,6 +121,9 @@ pub struct AwsSettings {
     pub webhook_queue: Option<String>,
     pub replication_queue: Option<String>,
     pub gc_queue: Option<String>,
+    /// `WEBHOOK_DLQ_URL`: the webhook queue's dead-letter queue, where a
+    /// delivery goes after its last retry (optional).
+    pub webhook_dlq: Option<String>,
     /// Path-style S3 addressing: on by default when an endpoint override
     /// (`AWS_ENDPOINT_URL[_S3]`) points at an emulator; `BERTH_S3_PATH_STYLE`
     /// overrides.
@@ -144,6 +147,7 @@ impl AwsSettings {
             webhook_queue: var("WEBHOOK_QUEUE_URL"),
             replication_queue: var("REPLICATION_QUEUE_URL"),
             gc_queue: var("GC_QUEUE_URL"),
+            webhook_dlq: var("WEBHOOK_DLQ_URL"),
             s3_path_style: var("BERTH_S3_PATH_STYLE")
                 .map_or(overridden, |v| v == "true" || v == "1"),
         })

@@ -18,6 +18,12 @@
 //!   token service's grants and ES256 keys, the audit log.
 //! - [`policy`]: project policies over tags: Harbor's doublestar
 //!   selectors and the tag immutability rules.
+//! - [`outbound`]: HTTP to other servers (webhook receivers, peer
+//!   registries), guarded against server-side request forgery.
+//! - [`replication`]: copies between registries: endpoints, policies
+//!   and filters, the adapters of each side, executions as queue tasks.
+//! - [`webhook`]: Harbor's webhook policies, their payloads (Harbor's
+//!   JSON, CloudEvents, Slack), signatures and delivery history.
 //! - [`config`]: typed configuration from flags and the environment.
 //! - [`wiring`]: the composition root: which adapters back the registry.
 //! - `lambda` (feature `lambda`): the per-route Lambda functions' routers,
@@ -35,9 +41,12 @@ pub mod jobs;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod oci;
+pub mod outbound;
 pub mod policy;
 pub mod registry;
+pub mod replication;
 pub mod store;
 #[cfg(feature = "contract")]
 pub mod testing;
+pub mod webhook;
 pub mod wiring;

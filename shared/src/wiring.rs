@@ -46,26 +46,57 @@ impl Aws {
     }
 }
 
-/// The registry over DynamoDB and S3.
+/// The registry over DynamoDB and S3, sending the events its changes
+/// commit to the events queue (`WEBHOOK_QUEUE_URL`) when this function may.
 #[cfg(all(feature = "aws-dynamodb", feature = "aws-s3"))]
 pub fn aws_registry(aws: &Aws, opts: RegistryOptions) -> Registry {
     use crate::store::aws::{dynamodb::DynamoKv, s3::S3BlobStore};
     let s = &aws.settings;
     let kv = DynamoKv::new(&aws.sdk, &s.table, &aws.calls);
     let blobs = S3BlobStore::new(&aws.sdk, &s.bucket, s.s3_path_style, &aws.calls);
-    Registry::new(std::sync::Arc::new(kv), std::sync::Arc::new(blobs), opts)
+    let registry = Registry::new(std::sync::Arc::new(kv), std::sync::Arc::new(blobs), opts);
+    match aws_queue(aws, s.webhook_queue.as_deref()) {
+        Some(events) => registry.with_events(events),
+        None => registry,
+    }
 }
 
-/// The job queue of the `gc` worker (`GC_QUEUE_URL`), if this function
-/// may send to it.
+/// An SQS queue by URL, if given and this build has SQS.
+#[cfg(feature = "aws-core")]
+fn aws_queue(aws: &Aws, url: Option<&str>) -> Option<std::sync::Arc<dyn crate::store::Queue>> {
+    #[cfg(feature = "aws-sqs")]
+    {
+        url.map(|u| {
+            std::sync::Arc::new(crate::store::aws::sqs::SqsQueue::new(
+                &aws.sdk, u, &aws.calls,
+            )) as std::sync::Arc<dyn crate::store::Queue>
+        })
+    }
+    #[cfg(not(feature = "aws-sqs"))]
+    {
+        let _ = (aws, url);
+        None
+    }
+}
+
+/// The workers' queues (`GC_QUEUE_URL`, `WEBHOOK_QUEUE_URL`,
+/// `REPLICATION_QUEUE_URL`, `WEBHOOK_DLQ_URL`), if this function may send
+/// to the gc queue; a queue it may not send to falls back to the gc queue
+/// (only the workers that own a queue send their own tasks to it).
 #[cfg(all(feature = "aws-dynamodb", feature = "aws-s3", feature = "aws-sqs"))]
 pub fn aws_jobs(aws: &Aws, registry: &Registry) -> Option<crate::jobs::Jobs> {
-    let url = aws.settings.gc_queue.as_deref()?;
-    let queue = crate::store::aws::sqs::SqsQueue::new(&aws.sdk, url, &aws.calls);
-    Some(crate::jobs::Jobs::new(
-        registry.clone(),
-        std::sync::Arc::new(queue),
-    ))
+    let s = &aws.settings;
+    let gc = aws_queue(aws, s.gc_queue.as_deref())
+        .or_else(|| aws_queue(aws, s.replication_queue.as_deref()))
+        .or_else(|| aws_queue(aws, s.webhook_queue.as_deref()))?;
+    let or_gc = |url: Option<&str>| aws_queue(aws, url).unwrap_or_else(|| gc.clone());
+    let queues = crate::jobs::Queues {
+        events: or_gc(s.webhook_queue.as_deref()),
+        replication: or_gc(s.replication_queue.as_deref()),
+        dead_letters: or_gc(s.webhook_dlq.as_deref()),
+        gc: gc.clone(),
+    };
+    Some(crate::jobs::Jobs::with_queues(registry.clone(), queues))
 }
 
 /// Without SQS support there is no job queue to send to.

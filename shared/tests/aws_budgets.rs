@@ -216,6 +216,10 @@ async fn manifest_put_is_one_batch_read_and_one_transaction() {
     assert_eq!(calls.op("DynamoDB.TransactWriteItems"), 1, "{calls:?}");
     assert_eq!(calls.service("DynamoDB"), 2, "{calls:?}");
     assert_eq!(calls.service("S3"), 0, "{calls:?}");
+    // The push's event rides in that transaction (an outbox item) and is
+    // sent after it with one queue call; its consumer deletes the item.
+    assert_eq!(calls.op("SQS.SendMessage"), 1, "{calls:?}");
+    assert_eq!(calls.service("SQS"), 1, "{calls:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -752,9 +752,14 @@ fn berth_command(
     process::env_remove_prefixed(&mut c, &["BERTH_"]);
     // The shortest collection grace, so tests can collect what they just
     // deleted (collections run only when a test asks).
+    // Webhook receivers and peer registries in tests live on loopback,
+    // which Berth refuses by default; workers tick every 5 s so a crash's
+    // leftovers (outbox events, stalled tasks) are picked up quickly.
     c.env("BERTH_LOG", "info")
         .env("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("BERTH_GC_GRACE", "0");
+        .env("BERTH_GC_GRACE", "0")
+        .env("BERTH_WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("BERTH_SWEEP_INTERVAL", "5");
     if let Some(env) = aws {
         c.args(["--backend", "aws", "--log-format", "json"]);
         env.apply(&mut c);

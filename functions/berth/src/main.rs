@@ -60,6 +60,11 @@ struct ServeArgs {
     /// sessions (0: never).
     #[arg(long, env = "BERTH_SWEEP_INTERVAL", default_value_t = 60)]
     sweep_interval: u64,
+    /// Webhook targets and registry endpoints may be loopback or private
+    /// addresses (link-local and metadata addresses never are); the
+    /// `webhook_allow_private` setting of `/configurations` overrides.
+    #[arg(long, env = "BERTH_WEBHOOK_ALLOW_PRIVATE")]
+    webhook_allow_private: bool,
     /// Seconds garbage collection leaves unreferenced blobs, links and
     /// untagged artifacts alone (longer than the slowest push; 0: the
     /// shortest the design allows, 4 s).
@@ -151,6 +156,7 @@ fn init_tracing(format: LogFormat) {
 /// and (except on the upload gateway) the job queue its workers take from.
 async fn app_state(args: &ServeArgs) -> Result<Arc<AppState>, String> {
     let cfg = &args.config();
+    berth::outbound::set_default_allow_private(args.webhook_allow_private);
     let uploads = &args.uploads;
     let opts = RegistryOptions {
         gc_grace: Duration::from_secs(args.gc_grace),
@@ -183,17 +189,36 @@ async fn app_state(args: &ServeArgs) -> Result<Arc<AppState>, String> {
     } else {
         Some(identity(cfg, &registry, aws.as_ref()).await?)
     };
-    // The embedded durable queue lives in the metadata store: jobs
-    // survive a restart. Its visibility timeout outlasts a task's lease,
-    // so a redelivery after a crash takes the task over.
-    let jobs = (!is_gateway).then(|| {
-        let queue = berth::store::local_queue::LocalQueue::new(
+    // The embedded durable queues live in the metadata store: jobs
+    // survive a restart. Their visibility timeout outlasts a task's
+    // lease, so a redelivery after a crash takes the task over. One queue
+    // per worker, as in AWS.
+    let local_queue = |name: &str, visibility: u64| {
+        Arc::new(berth::store::local_queue::LocalQueue::new(
             registry.kv().clone(),
-            berth::jobs::gc::KIND,
-            Duration::from_secs(360),
-        );
-        berth::jobs::Jobs::new(registry.clone(), Arc::new(queue))
+            name,
+            Duration::from_secs(visibility),
+        )) as Arc<dyn berth::store::Queue>
+    };
+    let jobs = (!is_gateway).then(|| {
+        let queues = berth::jobs::Queues {
+            gc: local_queue(berth::jobs::gc::KIND, 360),
+            events: local_queue("webhook", 120),
+            replication: local_queue("replication", 900),
+            dead_letters: local_queue("webhook-dlq", 3600),
+        };
+        let webhook_opts = berth::jobs::webhook::WebhookOptions {
+            public_url: cfg.public_url.clone(),
+            ..Default::default()
+        };
+        berth::jobs::Jobs::with_options(registry.clone(), queues, webhook_opts)
     });
+    // Pushes, pulls and deletes served here send their events to the
+    // workers' events queue.
+    let registry = match &jobs {
+        Some(j) => registry.with_events(j.queues.events.clone()),
+        None => registry,
+    };
     Ok(Arc::new(AppState {
         registry,
         public_url: cfg.public_url.clone(),

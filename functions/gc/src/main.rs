@@ -1,13 +1,14 @@
 //! The `gc` function: from its queue, the tasks of garbage-collection
-//! runs (and, every few minutes from an EventBridge schedule, the due
-//! scheduled runs, stalled tasks and expired upload sessions).
+//! runs and retention runs (and, every few minutes from an EventBridge
+//! schedule, the due scheduled runs, stalled tasks and expired upload
+//! sessions).
+//!
+//! Every worker function runs the same job router (`berth::jobs::Jobs`),
+//! which picks the handler by the job's kind.
 
-use std::sync::Arc;
-
-use berth::jobs::gc::Gc;
+use berth::jobs::Worker;
 use berth::lambda::init_tracing;
 use berth::lambda::worker::handle_event;
-use berth::store::aws::sqs::SqsQueue;
 use berth::wiring;
 use lambda_runtime::service_fn;
 
@@ -16,12 +17,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let aws = wiring::Aws::from_env().await?;
     let registry = wiring::aws_registry(&aws, Default::default());
-    let url = aws
-        .settings
-        .gc_queue
-        .clone()
-        .ok_or("the gc function needs GC_QUEUE_URL (its own queue) to fan out")?;
-    let queue = Arc::new(SqsQueue::new(&aws.sdk, &url, &aws.calls));
-    let gc = Gc::new(registry, queue);
-    lambda_runtime::run(service_fn(|event| handle_event(event, &gc))).await
+    let jobs = wiring::aws_jobs(&aws, &registry)
+        .ok_or("this worker needs its queue's URL (GC_QUEUE_URL, WEBHOOK_QUEUE_URL or REPLICATION_QUEUE_URL)")?
+        .ticking(Worker::Gc);
+    lambda_runtime::run(service_fn(|event| handle_event(event, &jobs))).await
 }

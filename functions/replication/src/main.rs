@@ -1,14 +1,23 @@
-//! The `replication` function: runs replication tasks from its queue. Its
-//! job kinds arrive in a later release; until then every job is logged and
-//! acknowledged.
+//! The `replication` function: from its queue, the tasks of replication
+//! executions (one artifact copy each); every few minutes from an
+//! EventBridge schedule, the due scheduled policies and stalled tasks.
+//!
+//! Every worker function runs the same job router (`berth::jobs::Jobs`),
+//! which picks the handler by the job's kind.
 
+use berth::jobs::Worker;
 use berth::lambda::init_tracing;
-use berth::lambda::worker::{NotConfigured, handle_event};
+use berth::lambda::worker::handle_event;
+use berth::wiring;
 use lambda_runtime::service_fn;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let handler = NotConfigured::new("replication");
-    lambda_runtime::run(service_fn(|event| handle_event(event, &handler))).await
+    let aws = wiring::Aws::from_env().await?;
+    let registry = wiring::aws_registry(&aws, Default::default());
+    let jobs = wiring::aws_jobs(&aws, &registry)
+        .ok_or("this worker needs its queue's URL (GC_QUEUE_URL, WEBHOOK_QUEUE_URL or REPLICATION_QUEUE_URL)")?
+        .ticking(Worker::Replication);
+    lambda_runtime::run(service_fn(|event| handle_event(event, &jobs))).await
 }

@@ -1,10 +1,11 @@
-//! The `webhook` binary as Lambda runs it: SQS batches through a Runtime
-//! API, failures reported per message.
+//! The `webhook` binary as Lambda runs it, against DynamoDB, S3 and SQS on
+//! moto: SQS batches through a Runtime API, failures reported per message.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 
 use berth::lambda::runtime_api::{Outcome, RuntimeApi};
+use berth::testing::MotoUp;
 use serde_json::json;
 
 fn record(id: &str, body: &str) -> serde_json::Value {
@@ -16,16 +17,20 @@ fn record(id: &str, body: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn acknowledges_jobs_and_refuses_unknown_versions() {
+    let moto = MotoUp::start().unwrap();
     let api = RuntimeApi::start().await.unwrap();
     let _function = api
         .spawn(
             Path::new(env!("CARGO_BIN_EXE_berth-webhook")),
             "webhook",
-            &[],
+            &moto.env,
         )
         .unwrap();
-    let ok = json!({"v": 1, "id": "j1", "kind": "webhook.deliver", "payload": {}}).to_string();
-    let future = json!({"v": 9, "id": "j2", "kind": "webhook.deliver", "payload": {}}).to_string();
+    // An event nobody subscribes to: dispatched to no one, acknowledged.
+    let event = json!({"id": "e1", "kind": "PUSH_ARTIFACT", "at": 1, "project": "p",
+        "data": {"repository": "p/r", "digest": "sha256:00", "tags": [], "media_type": "x", "size": 1, "operator": "u"}});
+    let ok = json!({"v": 1, "id": "e1", "kind": "event", "payload": event}).to_string();
+    let future = json!({"v": 9, "id": "j2", "kind": "event", "payload": {}}).to_string();
     let event = json!({"Records": [record("m1", &ok), record("m2", &future), record("m3", "{")]});
     let Outcome::Response(out) = api.invoke(&serde_json::to_vec(&event).unwrap()).await else {
         panic!("no response")

@@ -222,7 +222,15 @@ pub async fn authorize(
     }
     // Only manifest reads and writes are audited.
     let source_ip = matches!(route, V2Route::Manifest { .. }).then(|| super::client_ip(&req));
-    let resp = next.run(req).await;
+    // The events this request raises name its operator.
+    let operator = if claims.sub.is_empty() {
+        "anonymous".to_owned()
+    } else {
+        claims.sub.clone()
+    };
+    let resp = crate::registry::events::OPERATOR
+        .scope(operator, next.run(req))
+        .await;
     if let Some(ip) = source_ip
         && resp.status().is_success()
     {

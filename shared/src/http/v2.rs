@@ -19,6 +19,7 @@ use crate::auth::upload_token::STATE_PARAM;
 use crate::oci::digest::parse_digest;
 use crate::oci::manifest::{MAX_MANIFEST_SIZE, OCI_INDEX, essence};
 use crate::oci::{Digest, RepoName};
+use crate::registry::events::{Event, kinds};
 use crate::registry::{Listing, RegistryError, StoredManifest, UploadStatus};
 use crate::store::{ByteStream, now_secs};
 
@@ -256,7 +257,11 @@ async fn get_manifest(
     req: &Parts,
     head: bool,
 ) -> HandlerResult {
-    let m = state.registry.get_manifest(name, reference, !head).await?;
+    // A proxy-cache project may answer from its upstream instead.
+    let m = match state.registry.proxy_manifest(name, reference, !head).await {
+        Some(m) => m,
+        None => state.registry.get_manifest(name, reference, !head).await?,
+    };
     if !acceptable(&req.headers, &m.media_type) {
         return Err(RegistryError::ManifestNotAcceptable(m.media_type).into());
     }
@@ -264,6 +269,20 @@ async fn get_manifest(
     if !head && let Some(batch) = state.registry.note_pull(name, &m.digest) {
         let registry = state.registry.clone();
         tokio::spawn(async move { registry.write_pulls(batch).await });
+    }
+    if !head && state.registry.has_event_sink() {
+        let tags = match reference {
+            crate::oci::Reference::Tag(t) => vec![t.as_str().to_owned()],
+            crate::oci::Reference::Digest(_) => Vec::new(),
+        };
+        state.registry.emit(Event::artifact(
+            kinds::PULL_ARTIFACT,
+            name,
+            &m.digest,
+            tags,
+            &m.media_type,
+            m.size as i64,
+        ));
     }
     Ok(match m.bytes {
         Some(b) if !head => (headers, b).into_response(),
@@ -278,6 +297,7 @@ async fn put_manifest(
     req: &Parts,
     body: Body,
 ) -> HandlerResult {
+    refuse_proxy_push(state, name).await?;
     let content_type = &req
         .headers
         .get(header::CONTENT_TYPE)
@@ -377,7 +397,10 @@ async fn get_blob(
     req: &Parts,
     head: bool,
 ) -> HandlerResult {
-    let info = state.registry.blob_info(name, digest).await?;
+    let info = match state.registry.blob_info(name, digest).await {
+        Err(RegistryError::BlobUnknown(_)) => return proxy_blob(state, name, digest, head).await,
+        r => r?,
+    };
     let digest_header = (
         header::HeaderName::from_static(DIGEST_HEADER),
         header_value(digest.as_ref()),
@@ -436,6 +459,56 @@ async fn get_blob(
             resp.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(obj.total_size));
         }
+    }
+    Ok(resp)
+}
+
+/// Proxy-cache projects hold what their upstream has; clients do not
+/// push there (Harbor refuses it too).
+async fn refuse_proxy_push(state: &AppState, name: &RepoName) -> Result<(), ApiError> {
+    let project = crate::registry::keys::project_of(name.as_str());
+    if state.registry.is_proxy_project(project).await {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            OciCode::Denied,
+            format!("project {project} is a proxy cache: it cannot be pushed to"),
+        ));
+    }
+    Ok(())
+}
+
+/// A blob a proxy-cache project does not hold yet: its size from the
+/// upstream (`HEAD`), or its bytes streamed while they are stored.
+async fn proxy_blob(
+    state: &AppState,
+    name: &RepoName,
+    digest: &Digest,
+    head: bool,
+) -> HandlerResult {
+    let unknown = || ApiError::from(RegistryError::BlobUnknown(digest.clone()));
+    let (size, body) = if head {
+        let size = state.registry.proxy_blob_size(name, digest).await;
+        (Some(size.ok_or_else(unknown)?), Body::empty())
+    } else {
+        let blob = state
+            .registry
+            .proxy_blob(name, digest)
+            .await
+            .ok_or_else(unknown)?;
+        (blob.size, Body::from_stream(blob.body))
+    };
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(
+        header::HeaderName::from_static(DIGEST_HEADER),
+        header_value(digest.as_ref()),
+    );
+    if let Some(size) = size {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     }
     Ok(resp)
 }
@@ -549,6 +622,7 @@ async fn start_upload(
     req: &Parts,
     body: Body,
 ) -> HandlerResult {
+    refuse_proxy_push(state, name).await?;
     if let Some(m) = mount {
         if state
             .registry

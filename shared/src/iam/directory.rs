@@ -172,6 +172,11 @@ pub struct Settings {
     /// `everyone` or `adminonly` (`project_creation_restriction`).
     #[serde(default = "default_creation")]
     pub project_creation_restriction: String,
+    /// Outbound targets (webhooks, registry endpoints) may be loopback or
+    /// private addresses (`webhook_allow_private`); unset: the process
+    /// default (`BERTH_WEBHOOK_ALLOW_PRIVATE`, `--webhook-allow-private`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_allow_private: Option<bool>,
 }
 
 fn default_creation() -> String {
@@ -183,6 +188,7 @@ impl Default for Settings {
         Settings {
             self_registration: false,
             project_creation_restriction: default_creation(),
+            webhook_allow_private: None,
         }
     }
 }

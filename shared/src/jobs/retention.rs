@@ -44,6 +44,7 @@ use crate::policy::retention::{
     schedule_name,
 };
 use crate::registry::catalog::{ArtifactRecord, Order};
+use crate::registry::events::{Event, kinds};
 use crate::registry::{Registry, RegistryError};
 use crate::store::{Attr, Cond, Item, Job, Kv, KvError, Query, Queue, WriteOp, now_secs};
 
@@ -425,6 +426,27 @@ impl Retention {
                 dry_run = after.dry_run,
                 "retention run finished"
             );
+            // Only the run whose status moved here announces it (once).
+            self.registry
+                .raise(Event::new(
+                    kinds::TAG_RETENTION,
+                    &stored.project,
+                    // Harbor's `Retention` event data.
+                    serde_json::json!({
+                        "retention": {
+                            "execution_id": after.id,
+                            "retention_policy_id": stored.policy_id,
+                            "project_name": stored.project,
+                            "result": "SUCCESS",
+                            "dry_run": after.dry_run,
+                            "total": after.count("total"),
+                            "retained": after.count("retained"),
+                            "deleted": after.count("deleted"),
+                        },
+                        "operator": after.trigger,
+                    }),
+                ))
+                .await;
         }
         Ok(())
     }

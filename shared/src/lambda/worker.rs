@@ -88,6 +88,21 @@ impl JobHandler for NotConfigured {
 }
 
 #[async_trait]
+impl JobHandler for crate::jobs::Jobs {
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        crate::jobs::Jobs::run(self, job)
+            .await
+            .map_err(JobError::Failed)
+    }
+
+    async fn tick(&self) -> Result<(), JobError> {
+        crate::jobs::Jobs::tick(self)
+            .await
+            .map_err(JobError::Failed)
+    }
+}
+
+#[async_trait]
 impl JobHandler for crate::jobs::gc::Gc {
     async fn run(&self, job: &Job) -> Result<(), JobError> {
         crate::jobs::gc::Gc::run(self, job)

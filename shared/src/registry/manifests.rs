@@ -22,6 +22,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::artifacts::{artifact_ops, nonce, release_ops, repo_meta_op};
+use super::events::{Event, events_in, kinds, outbox_put};
 use super::keys::{self, attr};
 use super::uploads::linked_entry;
 use super::usage::{self, Charges};
@@ -126,8 +127,10 @@ impl Registry {
                 Err(RegistryError::Kv(KvError::ConditionFailed { .. } | KvError::Conflict)) => {
                     backoff.wait().await?;
                 }
-                r => {
-                    return r.map(|()| PutOutcome {
+                Err(e) => return Err(e),
+                Ok(events) => {
+                    self.announce(&events).await;
+                    return Ok(PutOutcome {
                         digest,
                         subject: parsed.subject.clone(),
                     });
@@ -146,7 +149,7 @@ impl Registry {
         manifest: &Item,
         size: usize,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<Vec<Event>> {
         let repo_pk = keys::repo(repo);
         let project = keys::project_of(repo.as_str());
         let read_at = std::time::Instant::now();
@@ -272,6 +275,14 @@ impl Registry {
         if new_repo || change.new_manifest {
             ops.push(repo_meta_op(repo, change.artifacts, now));
         }
+        ops.push(outbox_put(&Event::artifact(
+            kinds::PUSH_ARTIFACT,
+            repo,
+            digest,
+            tag.map(|t| vec![t.as_str().to_owned()]).unwrap_or_default(),
+            parsed.kind.media_type(),
+            size as i64,
+        )));
         let mut charges = Charges::default();
         if found[self_at].is_none() {
             // The manifest is new to the repository: one more holder of
@@ -319,7 +330,9 @@ impl Registry {
         if read_at.elapsed() > self.opts.grace() / 2 {
             return Err(RegistryError::Kv(KvError::Conflict));
         }
-        self.transact_touching(ops, &charges, charges_at).await
+        let events = events_in(&ops);
+        self.transact_touching(ops, &charges, charges_at).await?;
+        Ok(events)
     }
 
     /// The write that relies on `repo`'s link to `digest` (as read at
@@ -638,6 +651,15 @@ impl Registry {
             sk: keys::manifest(d),
             cond: unchanged,
         });
+        let deleted = Event::artifact(
+            kinds::DELETE_ARTIFACT,
+            repo,
+            d,
+            reverse.iter().map(|sk| tag_name(sk)).collect(),
+            item.s(attr::MEDIA_TYPE).unwrap_or_default(),
+            item.n(attr::SIZE).unwrap_or(0),
+        );
+        last.push(outbox_put(&deleted));
         // Usually one transaction; with very many tags, the tags go first
         // in batches and the manifest last, so a failure never leaves a
         // tag without its manifest (and the next attempt reads afresh).
@@ -653,6 +675,7 @@ impl Registry {
         for batch in batches {
             self.kv.transact(batch).await?;
         }
+        self.announce(&[deleted]).await;
         Ok(true)
     }
 

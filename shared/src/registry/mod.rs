@@ -13,6 +13,7 @@ pub mod gc;
 pub mod keys;
 mod listing;
 mod manifests;
+pub mod proxy;
 mod uploads;
 mod usage;
 
@@ -164,6 +165,8 @@ pub struct Registry {
     opts: RegistryOptions,
     /// Pulls counted in memory until written in a batch.
     pulls: catalog::SharedPulls,
+    /// Where committed events go (`events`).
+    events: events::EventSink,
 }
 
 impl Registry {
@@ -173,7 +176,15 @@ impl Registry {
             blobs,
             opts,
             pulls: Default::default(),
+            events: None,
         }
+    }
+
+    /// This registry, sending the events its changes commit to `queue`
+    /// (the events queue: the `webhook` worker's).
+    pub fn with_events(mut self, queue: std::sync::Arc<dyn crate::store::Queue>) -> Self {
+        self.events = Some(queue);
+        self
     }
 
     pub fn kv(&self) -> &Arc<dyn Kv> {

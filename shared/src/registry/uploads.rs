@@ -719,8 +719,12 @@ impl Registry {
             self.opts.quota_warning_pct,
         );
         let at = charges.push_into(&mut ops, now);
+        let events = super::events::events_in(&ops);
         match self.kv.transact(ops).await {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                self.announce(&events).await;
+                Ok(true)
+            }
             Err(KvError::ConditionFailed { index }) if index < session_ops => Err(gone()),
             Err(KvError::ConditionFailed { index }) => match charges.project_at(at, index) {
                 Some((p, d)) => match self.refused_charge(p, d).await {

@@ -50,9 +50,14 @@ impl LocalQueue {
 #[async_trait]
 impl Queue for LocalQueue {
     async fn send(&self, job: &Job) -> Result<(), QueueError> {
+        self.send_after(job, Duration::ZERO).await
+    }
+
+    async fn send_after(&self, job: &Job, delay: Duration) -> Result<(), QueueError> {
         let body = serde_json::to_vec(job).map_err(backend)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let item = Item::new(self.pk(), Self::sk(now_millis(), &id)).with("job", Attr::B(body));
+        let at = now_millis() + delay.min(super::queue::MAX_DELAY).as_millis() as i64;
+        let item = Item::new(self.pk(), Self::sk(at, &id)).with("job", Attr::B(body));
         self.kv.write(WriteOp::put(item)).await.map_err(backend)
     }
 

@@ -30,6 +30,9 @@ impl Job {
     }
 }
 
+/// The longest delay a queue gives a message (SQS's `DelaySeconds` cap).
+pub const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(900);
+
 /// A received job and the handle that acknowledges it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Received {
@@ -47,6 +50,10 @@ pub enum QueueError {
 #[async_trait]
 pub trait Queue: Send + Sync + 'static {
     async fn send(&self, job: &Job) -> Result<(), QueueError>;
+    /// Sends a job that becomes visible only after `delay` (retries with
+    /// backoff). SQS caps the delay at 15 minutes; longer delays are
+    /// capped there.
+    async fn send_after(&self, job: &Job, delay: std::time::Duration) -> Result<(), QueueError>;
     /// Takes up to `max` visible jobs; they reappear after the visibility
     /// timeout unless acknowledged.
     async fn receive(&self, max: usize) -> Result<Vec<Received>, QueueError>;

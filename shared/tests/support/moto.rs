@@ -109,6 +109,7 @@ impl Moto {
             webhook_queue: self.env.get("WEBHOOK_QUEUE_URL").cloned(),
             replication_queue: self.env.get("REPLICATION_QUEUE_URL").cloned(),
             gc_queue: self.env.get("GC_QUEUE_URL").cloned(),
+            webhook_dlq: self.env.get("WEBHOOK_DLQ_URL").cloned(),
             s3_path_style: true,
         }
     }

@@ -1,6 +1,9 @@
 //! `/configurations`: the system settings identity uses (Harbor's names):
 //! `self_registration` and `project_creation_restriction`
-//! (`everyone`|`adminonly`). System admins only. (How long audit entries
+//! (`everyone`|`adminonly`), and Berth's `webhook_allow_private` (whether
+//! webhook targets and registry endpoints may be loopback or private
+//! addresses; its default is the process's `BERTH_WEBHOOK_ALLOW_PRIVATE`).
+//! System admins only. (How long audit entries
 //! live is `BERTH_AUDIT_RETENTION_DAYS`, a process setting: each entry's
 //! expiry is fixed when it is written, by whichever function writes it.)
 
@@ -17,6 +20,7 @@ use super::{ApiError, ApiResult, Caller, Shared, json_body};
 struct Update {
     self_registration: Option<bool>,
     project_creation_restriction: Option<String>,
+    webhook_allow_private: Option<bool>,
 }
 
 pub(crate) async fn get(State(ctx): State<Shared>, caller: Caller) -> ApiResult<Response> {
@@ -26,6 +30,10 @@ pub(crate) async fn get(State(ctx): State<Shared>, caller: Caller) -> ApiResult<
         "auth_mode": {"value": "db_auth", "editable": false},
         "self_registration": {"value": s.self_registration, "editable": true},
         "project_creation_restriction": {"value": s.project_creation_restriction, "editable": true},
+        "webhook_allow_private": {
+            "value": s.webhook_allow_private.unwrap_or_else(crate::outbound::default_allow_private),
+            "editable": true,
+        },
     }))
     .into_response())
 }
@@ -48,6 +56,9 @@ pub(crate) async fn put(
             ));
         }
         s.project_creation_restriction = v;
+    }
+    if let Some(v) = u.webhook_allow_private {
+        s.webhook_allow_private = Some(v);
     }
     ctx.iam.directory.save_settings(&s).await?;
     ctx.audit(&caller, "configurations", "configuration", "update", None)

@@ -21,12 +21,15 @@ mod openapi;
 mod projects;
 mod query;
 mod quotas;
+mod registries;
+mod replication;
 mod repositories;
 mod retentions;
 mod robots;
 mod search;
 mod session;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -248,9 +251,12 @@ fn routes() -> Vec<(String, MethodRouter<Shared>)> {
         .chain(gc::routes())
         .chain(quotas::routes())
         .chain(retentions::routes())
+        .chain(registries::routes())
+        .chain(replication::routes())
     {
         routes.push((path.to_owned(), handler));
     }
+    routes.extend(webhooks::routes());
     routes
 }
 
@@ -425,11 +431,15 @@ async fn authenticate(State(ctx): State<Shared>, mut req: Request, next: Next) -
             return resp;
         }
     }
+    let operator = principal.name().to_owned();
     req.extensions_mut().insert(Caller {
         principal,
         source_ip,
     });
-    let mut resp = next.run(req).await;
+    // The events this request raises (artifact deletes, …) name its caller.
+    let mut resp = crate::registry::events::OPERATOR
+        .scope(operator, next.run(req))
+        .await;
     if let Some(token) = &csrf {
         set_csrf_header(&mut resp, token);
     }

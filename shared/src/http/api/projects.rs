@@ -195,10 +195,21 @@ pub(crate) async fn create(
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::bad_request("project_name is required"))?;
     let public = req.public()?.unwrap_or(false);
-    if req.registry_id.is_some_and(|r| r != 0) {
-        return Err(ApiError::bad_request(
-            "proxy cache projects are not supported",
-        ));
+    // A proxy-cache project (Harbor: system admins only) names an
+    // existing registry endpoint.
+    let registry_id = req.registry_id.filter(|r| *r != 0);
+    if let Some(id) = registry_id {
+        if !caller.is_admin() {
+            return Err(ApiError::forbidden(
+                "only system admins may create proxy cache projects",
+            ));
+        }
+        if crate::replication::endpoints::endpoint(ctx.registry.kv(), id)
+            .await
+            .is_none()
+        {
+            return Err(ApiError::bad_request(format!("registry {id} not found")));
+        }
     }
     let (owner_id, owner_name) = match &caller.principal {
         Principal::User(u) => {
@@ -232,6 +243,9 @@ pub(crate) async fn create(
         _ => None,
     };
     let p = dir.create_project(project).await?;
+    if registry_id.is_some() {
+        ctx.registry.set_proxy_binding(&p.name, registry_id).await?;
+    }
     if limit.is_some() {
         ctx.registry.set_quota_limit(&p.name, limit).await?;
     }
@@ -305,7 +319,9 @@ pub(crate) async fn list(
     let mut out = Vec::new();
     for (p, role) in paging.slice(shown) {
         let repos = dir.project_repo_count(&p.name).await?;
-        out.push(project_json(&p, role, repos));
+        let mut json = project_json(&p, role, repos);
+        json["registry_id"] = json!(ctx.registry.proxy_binding(&p.name).await?.unwrap_or(0));
+        out.push(json);
     }
     Ok(super::query::page_response(&uri, paging, total, &out))
 }
@@ -318,7 +334,9 @@ pub(crate) async fn get_one(
 ) -> ApiResult<Response> {
     let (p, pa) = visible_project(&ctx, &caller, &headers, &name_or_id).await?;
     let repos = ctx.iam.directory.project_repo_count(&p.name).await?;
-    Ok(axum::Json(project_json(&p, shown_role(&caller, &pa), repos)).into_response())
+    let mut json = project_json(&p, shown_role(&caller, &pa), repos);
+    json["registry_id"] = json!(ctx.registry.proxy_binding(&p.name).await?.unwrap_or(0));
+    Ok(axum::Json(json).into_response())
 }
 
 pub(crate) async fn update(
@@ -378,6 +396,8 @@ pub(crate) async fn delete(
     dir.delete_project(&p).await?;
     // Its usage and limit (a project of the same name later starts anew).
     ctx.registry.delete_quota(&p.name).await?;
+    // And its upstream, if it was a proxy cache.
+    ctx.registry.set_proxy_binding(&p.name, None).await?;
     // Its labels go with it (a project of the same name later is another
     // project, with another id).
     dir.labels().delete_project_labels(p.id).await?;

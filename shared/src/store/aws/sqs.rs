@@ -5,7 +5,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 
 use super::CallCounter;
-use crate::store::queue::{Job, Queue, QueueError, Received};
+use crate::store::queue::{Job, MAX_DELAY, Queue, QueueError, Received};
 
 /// One SQS queue.
 #[derive(Clone, Debug)]
@@ -37,14 +37,20 @@ impl SqsQueue {
 #[async_trait]
 impl Queue for SqsQueue {
     async fn send(&self, job: &Job) -> Result<(), QueueError> {
+        self.send_after(job, std::time::Duration::ZERO).await
+    }
+
+    async fn send_after(&self, job: &Job, delay: std::time::Duration) -> Result<(), QueueError> {
         let body = serde_json::to_string(job).map_err(|e| QueueError::Backend(e.to_string()))?;
-        self.client
+        let mut send = self
+            .client
             .send_message()
             .queue_url(&self.url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(backend)?;
+            .message_body(body);
+        if !delay.is_zero() {
+            send = send.delay_seconds(delay.min(MAX_DELAY).as_secs().max(1) as i32);
+        }
+        send.send().await.map_err(backend)?;
         Ok(())
     }
 
