@@ -134,7 +134,7 @@ impl Api {
                 return done;
             }
             for r in got {
-                self.jobs.gc.run(&r.job).await.unwrap();
+                self.jobs.run(&r.job).await.unwrap();
                 self.queue.ack(&r.receipt).await.unwrap();
                 done.push(r.job);
             }
@@ -902,8 +902,27 @@ async fn redelivered_task_messages_change_nothing() {
         ))
         .await;
     let e = api.execute(id, false).await;
-    let jobs = api.drain().await;
+    let (jobs, events): (Vec<Job>, Vec<Job>) = api
+        .drain()
+        .await
+        .into_iter()
+        .partition(|j| j.kind.starts_with("retention."));
     assert_eq!(jobs.len(), 2, "a listing task and one repository task");
+    // Three deletes and the run's end, each announced once.
+    let mut kinds: Vec<String> = events
+        .iter()
+        .map(|j| j.payload["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "DELETE_ARTIFACT",
+            "DELETE_ARTIFACT",
+            "DELETE_ARTIFACT",
+            "TAG_RETENTION"
+        ]
+    );
     let before = api.report(e, "team/app").await;
     assert_eq!(before.removed(), 3);
     let run_before = api.jobs.retention.runs().get(e).await.unwrap().unwrap();

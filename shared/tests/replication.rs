@@ -189,6 +189,24 @@ impl Node {
             .location_id()
     }
 
+    /// Starts an execution of `policy` through the API and runs its tasks
+    /// until it ends; the run's id is the execution's.
+    async fn run_policy(&self, policy: i64) -> Run {
+        let exec = self.execute(policy).await;
+        drain(&self.replication(), &self.queue, exec).await
+    }
+
+    /// Stops execution `exec` through the API.
+    async fn stop(&self, exec: i64) {
+        self.put(
+            &format!("/api/v2.0/replication/executions/{exec}"),
+            ADMIN,
+            json!({}),
+        )
+        .await
+        .ok(StatusCode::OK);
+    }
+
     /// Starts an execution of `policy` through the API.
     async fn execute(&self, policy: i64) -> i64 {
         self.post(
@@ -370,6 +388,12 @@ async fn referrers_of(registry: &Registry, repo: &str, subject: &Digest) -> Vec<
         .iter()
         .map(|m| m["digest"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The event a push or delete of `digest`, tagged `tag`, raises (an OCI
+/// manifest of `size` bytes).
+fn artifact_event(kind: &str, name: &RepoName, digest: &Digest, tag: &str, size: i64) -> Event {
+    Event::artifact(kind, name, digest, vec![tag.into()], OCI_MANIFEST, size)
 }
 
 async fn two() -> (Node, Node) {
@@ -622,8 +646,8 @@ async fn push_and_pull(a: Node, b: Node) {
             "trigger": {"type": "manual"}, "override": true, "enabled": true,
         }))
         .await;
-    let exec = a.execute(pid).await;
-    let run = drain(&a.replication(), &a.queue, exec).await;
+    let run = a.run_policy(pid).await;
+    let exec = run.id;
     assert_eq!(run.status, runs::SUCCESS, "{run:?}");
     let e = a.execution(exec).await;
     assert_eq!(e["status"], "Succeed");
@@ -689,8 +713,7 @@ async fn push_and_pull(a: Node, b: Node) {
 
     // A second run copies nothing: everything is there.
     let before = b.finished.lock().unwrap().len();
-    let again = a.execute(pid).await;
-    let run = drain(&a.replication(), &a.queue, again).await;
+    let run = a.run_policy(pid).await;
     assert_eq!(run.status, runs::SUCCESS);
     assert_eq!(run.count("blobs_copied"), 0);
     assert_eq!(b.finished.lock().unwrap().len(), before);
@@ -703,8 +726,7 @@ async fn push_and_pull(a: Node, b: Node) {
             "trigger": {"type": "manual"}, "enabled": true,
         }))
         .await;
-    let exec = a.execute(pull).await;
-    let run = drain(&a.replication(), &a.queue, exec).await;
+    let run = a.run_policy(pull).await;
     assert_eq!(run.status, runs::SUCCESS, "{run:?}");
     assert_eq!(a.digest("back/app", "v1").await, Some(img.clone()));
     assert_eq!(
@@ -788,8 +810,7 @@ async fn without_override_a_different_tag_stays() {
         .add_policy(json!({"name": "push", "dest_registry": {"id": to_b},
             "override": false, "trigger": {"type": "manual"}, "enabled": true}))
         .await;
-    let exec = a.execute(pid).await;
-    let run = drain(&a.replication(), &a.queue, exec).await;
+    let run = a.run_policy(pid).await;
     assert_eq!(run.status, runs::SUCCESS, "{run:?}");
     assert_eq!(b.digest("library/app", "v1").await, Some(theirs));
 }
@@ -805,14 +826,7 @@ async fn event_based_policies_replicate_pushes_and_deletions_once() {
     let rep = a.replication();
     let d = image(&a.registry, "library/ev", "v2", "fresh", 1).await;
     let name: RepoName = "library/ev".parse().unwrap();
-    let push = Event::artifact(
-        kinds::PUSH_ARTIFACT,
-        &name,
-        &d,
-        vec!["v2".into()],
-        OCI_MANIFEST,
-        100,
-    );
+    let push = artifact_event(kinds::PUSH_ARTIFACT, &name, &d, "v2", 100);
     rep.on_event(&push).await.unwrap();
     let (runs_now, _) = rep.runs().page(None, 10).await.unwrap();
     assert_eq!(runs_now.len(), 1);
@@ -826,25 +840,11 @@ async fn event_based_policies_replicate_pushes_and_deletions_once() {
     assert_eq!(rep.runs().page(None, 10).await.unwrap().0.len(), 1);
     // A tag the filter leaves out: nothing.
     let other = image(&a.registry, "library/ev", "latest", "latest", 1).await;
-    let e = Event::artifact(
-        kinds::PUSH_ARTIFACT,
-        &name,
-        &other,
-        vec!["latest".into()],
-        OCI_MANIFEST,
-        1,
-    );
+    let e = artifact_event(kinds::PUSH_ARTIFACT, &name, &other, "latest", 1);
     rep.on_event(&e).await.unwrap();
     assert_eq!(rep.runs().page(None, 10).await.unwrap().0.len(), 1);
     // A delete is propagated.
-    let del = Event::artifact(
-        kinds::DELETE_ARTIFACT,
-        &name,
-        &d,
-        vec!["v2".into()],
-        OCI_MANIFEST,
-        100,
-    );
+    let del = artifact_event(kinds::DELETE_ARTIFACT, &name, &d, "v2", 100);
     rep.on_event(&del).await.unwrap();
     let (runs_now, _) = rep.runs().page(None, 10).await.unwrap();
     assert_eq!(runs_now.len(), 2);
@@ -872,24 +872,12 @@ async fn stopping_an_execution_stops_its_tasks() {
             "trigger": {"type": "manual"}, "enabled": true}))
         .await;
     let exec = a.execute(pid).await;
-    a.put(
-        &format!("/api/v2.0/replication/executions/{exec}"),
-        ADMIN,
-        json!({}),
-    )
-    .await
-    .ok(StatusCode::OK);
+    a.stop(exec).await;
     let run = drain(&a.replication(), &a.queue, exec).await;
     assert_eq!(run.status, runs::STOPPED);
     assert_eq!(a.execution(exec).await["status"], "Stopped");
     // Stopping what ended is a no-op.
-    a.put(
-        &format!("/api/v2.0/replication/executions/{exec}"),
-        ADMIN,
-        json!({}),
-    )
-    .await
-    .ok(StatusCode::OK);
+    a.stop(exec).await;
     assert_eq!(b.digest("library/s0", "v1").await, None);
 }
 
@@ -904,8 +892,7 @@ async fn a_shared_layer_is_sent_once_and_mounted_after() {
         .add_policy(json!({"name": "push", "dest_registry": {"id": to_b},
             "speed": 1000000, "trigger": {"type": "manual"}, "enabled": true}))
         .await;
-    let exec = a.execute(pid).await;
-    let run = drain(&a.replication(), &a.queue, exec).await;
+    let run = a.run_policy(pid).await;
     assert_eq!(run.status, runs::SUCCESS, "{run:?}");
     assert_eq!(b.digest("library/one", "v1").await, Some(one));
     assert_eq!(b.digest("library/two", "v1").await, Some(two_));
@@ -983,8 +970,7 @@ async fn replication_throughput() {
             "trigger": {"type": "manual"}, "enabled": true}))
         .await;
     let start = Instant::now();
-    let exec = a.execute(pid).await;
-    let run = drain(&a.replication(), &a.queue, exec).await;
+    let run = a.run_policy(pid).await;
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(run.status, runs::SUCCESS, "{run:?}");
     assert_eq!(b.digest("library/bench", "v1").await, Some(digest));
@@ -1083,8 +1069,7 @@ async fn push_to_and_pull_from_distribution() {
             "replicate_deletion": true, "copy_by_chunk": true,
             "trigger": {"type": "event_based"}, "enabled": true}))
         .await;
-    let exec = a.execute(push).await;
-    let run = drain(&a.replication(), &a.queue, exec).await;
+    let run = a.run_policy(push).await;
     assert_eq!(run.status, runs::SUCCESS, "{run:?}");
 
     // What Distribution holds, read back through the same client.
@@ -1117,8 +1102,7 @@ async fn push_to_and_pull_from_distribution() {
             "filters": [{"type": "name", "value": "library/**"}],
             "trigger": {"type": "manual"}, "enabled": true}))
         .await;
-    let exec = a.execute(pull).await;
-    let run = drain(&a.replication(), &a.queue, exec).await;
+    let run = a.run_policy(pull).await;
     assert_eq!(run.status, runs::SUCCESS, "{run:?}");
     assert_eq!(a.digest("back/app", "v1").await, Some(img.clone()));
     assert_eq!(a.digest("back/multi", "latest").await, Some(idx));
@@ -1126,14 +1110,7 @@ async fn push_to_and_pull_from_distribution() {
     // A deletion here is propagated there.
     let rep = a.replication();
     let name: RepoName = "library/app".parse().unwrap();
-    let del = Event::artifact(
-        kinds::DELETE_ARTIFACT,
-        &name,
-        &img,
-        vec!["v1".into()],
-        OCI_MANIFEST,
-        1,
-    );
+    let del = artifact_event(kinds::DELETE_ARTIFACT, &name, &img, "v1", 1);
     rep.on_event(&del).await.unwrap();
     let newest = rep.runs().page(None, 1).await.unwrap().0[0].id;
     let run = drain(&rep, &a.queue, newest).await;
@@ -1150,10 +1127,9 @@ async fn a_source_refusing_the_credential_fails_the_execution() {
         .add_policy(json!({"name": "pull", "src_registry": {"id": id},
             "trigger": {"type": "manual"}, "enabled": true}))
         .await;
-    let exec = a.execute(pid).await;
-    let run = drain(&a.replication(), &a.queue, exec).await;
+    let run = a.run_policy(pid).await;
     assert_eq!(run.status, runs::ERROR, "{run:?}");
-    let e = a.execution(exec).await;
+    let e = a.execution(run.id).await;
     assert_eq!(e["status"], "Failed");
     assert!(
         e["status_text"].as_str().unwrap().contains("listing"),

@@ -268,12 +268,45 @@ impl World {
         )
     }
 
+    /// Saves a policy on the receiver for pushes, in Harbor's default
+    /// format.
+    async fn push_hook(&self, name: &str) -> StoredPolicy {
+        self.hook(
+            name,
+            target("http", &self.url, "Default"),
+            &["PUSH_ARTIFACT"],
+        )
+        .await
+    }
+
+    /// Hands `e` to the webhook worker and runs its jobs until the
+    /// executions of `policy` have finished.
+    async fn deliver(&self, e: &Event, policy: i64) {
+        self.webhooks.on_event(e).await.unwrap();
+        self.pump_until(async || self.finished(policy).await).await;
+    }
+
+    /// Another webhook worker on this world's registry and queues.
+    fn worker(&self, options: WebhookOptions) -> Webhooks {
+        Webhooks::new(
+            self.registry.clone(),
+            self.queue.clone(),
+            self.dlq.clone(),
+            options,
+        )
+    }
+
     /// Runs the webhook queue's jobs until `done` holds (or a generous
     /// deadline passes: the caller's assertions then say what is missing).
     async fn pump_until(&self, done: impl AsyncFn() -> bool) {
+        self.pump_with(&self.webhooks, done).await;
+    }
+
+    /// [`World::pump_until`] with another worker running the jobs.
+    async fn pump_with(&self, webhooks: &Webhooks, done: impl AsyncFn() -> bool) {
         for _ in 0..1000 {
             for r in self.queue.receive(10).await.unwrap() {
-                if self.webhooks.run(&r.job).await.is_ok() {
+                if webhooks.run(&r.job).await.is_ok() {
                     self.queue.ack(&r.receipt).await.unwrap();
                 }
             }
@@ -294,6 +327,25 @@ impl World {
         !e.is_empty() && e.iter().all(berth::webhook::Execution::finished)
     }
 
+    /// `POST …/webhook/policies/test` with `body` (a saved policy's id, or
+    /// a policy).
+    async fn test_hook(&self, body: Value) -> api_support::Resp {
+        self.call(Method::POST, &format!("{HOOKS}/test"), ADMIN, Some(body))
+            .await
+    }
+
+    /// Sets whether webhook targets may be private addresses (the
+    /// administrator's `webhook_allow_private`).
+    async fn allow_private(&self, allow: bool) {
+        self.put(
+            "/api/v2.0/configurations",
+            ADMIN,
+            json!({"webhook_allow_private": allow}),
+        )
+        .await
+        .ok(StatusCode::OK);
+    }
+
     async fn dead_letters(&self) -> Vec<Job> {
         self.dlq
             .receive(10)
@@ -310,13 +362,9 @@ impl World {
 #[tokio::test]
 async fn a_push_is_delivered_in_harbors_format_signed_and_authorized() {
     let w = world().await;
-    let hook = w
-        .hook("ci", target("http", &w.url, "Default"), &["PUSH_ARTIFACT"])
-        .await;
+    let hook = w.push_hook("ci").await;
     let e = w.push("one").await;
-    w.webhooks.on_event(&e).await.unwrap();
-    w.pump_until(async || w.finished(hook.policy.id).await)
-        .await;
+    w.deliver(&e, hook.policy.id).await;
 
     let got = w.receiver.got();
     assert_eq!(got.len(), 1, "{got:?}");
@@ -382,9 +430,7 @@ async fn cloud_events_format() {
         )
         .await;
     let e = w.push("ce").await;
-    w.webhooks.on_event(&e).await.unwrap();
-    w.pump_until(async || w.finished(hook.policy.id).await)
-        .await;
+    w.deliver(&e, hook.policy.id).await;
     let got = w.receiver.got();
     assert_eq!(got.len(), 1, "{got:?}");
     let g = &got[0];
@@ -415,9 +461,7 @@ async fn slack_format() {
         .hook("chat", target("slack", &w.url, ""), &["PUSH_ARTIFACT"])
         .await;
     let e = w.push("slack").await;
-    w.webhooks.on_event(&e).await.unwrap();
-    w.pump_until(async || w.finished(hook.policy.id).await)
-        .await;
+    w.deliver(&e, hook.policy.id).await;
     let got = w.receiver.got();
     assert_eq!(got.len(), 1, "{got:?}");
     let g = &got[0];
@@ -438,17 +482,9 @@ async fn slack_format() {
 async fn a_failing_receiver_gets_retries_then_the_dead_letter_queue() {
     let w = world().await;
     w.receiver.answer(500);
-    let hook = w
-        .hook(
-            "flaky",
-            target("http", &w.url, "Default"),
-            &["PUSH_ARTIFACT"],
-        )
-        .await;
+    let hook = w.push_hook("flaky").await;
     let e = w.push("fail").await;
-    w.webhooks.on_event(&e).await.unwrap();
-    w.pump_until(async || w.finished(hook.policy.id).await)
-        .await;
+    w.deliver(&e, hook.policy.id).await;
 
     // Three attempts: the first and one per configured delay.
     assert_eq!(w.receiver.got().len(), 3);
@@ -490,17 +526,9 @@ async fn a_failing_receiver_gets_retries_then_the_dead_letter_queue() {
 async fn a_refusing_receiver_is_not_retried() {
     let w = world().await;
     w.receiver.answer(404);
-    let hook = w
-        .hook(
-            "gone",
-            target("http", &w.url, "Default"),
-            &["PUSH_ARTIFACT"],
-        )
-        .await;
+    let hook = w.push_hook("gone").await;
     let e = w.push("gone").await;
-    w.webhooks.on_event(&e).await.unwrap();
-    w.pump_until(async || w.finished(hook.policy.id).await)
-        .await;
+    w.deliver(&e, hook.policy.id).await;
     assert_eq!(w.receiver.got().len(), 1);
     let execs = w.executions_of(hook.policy.id).await;
     assert_eq!(execs[0].status, "Error");
@@ -512,13 +540,7 @@ async fn a_refusing_receiver_is_not_retried() {
 async fn a_recovering_receiver_gets_the_event_on_a_retry() {
     let w = world().await;
     w.receiver.answer(503);
-    let hook = w
-        .hook(
-            "later",
-            target("http", &w.url, "Default"),
-            &["PUSH_ARTIFACT"],
-        )
-        .await;
+    let hook = w.push_hook("later").await;
     let e = w.push("later").await;
     w.webhooks.on_event(&e).await.unwrap();
     w.pump_until(async || !w.receiver.got().is_empty()).await;
@@ -543,13 +565,7 @@ async fn a_recovering_receiver_gets_the_event_on_a_retry() {
 #[tokio::test]
 async fn an_event_heard_twice_makes_one_execution_and_one_delivery() {
     let w = world().await;
-    let hook = w
-        .hook(
-            "once",
-            target("http", &w.url, "Default"),
-            &["PUSH_ARTIFACT"],
-        )
-        .await;
+    let hook = w.push_hook("once").await;
     let e = w.push("twice").await;
     w.webhooks.on_event(&e).await.unwrap();
     w.webhooks.on_event(&e).await.unwrap();
@@ -561,9 +577,7 @@ async fn an_event_heard_twice_makes_one_execution_and_one_delivery() {
     }
     // The same job redelivered (the queue's at-least-once) sends nothing.
     assert!(w.webhooks.run(&jobs[0].job).await.unwrap());
-    w.webhooks.on_event(&e).await.unwrap();
-    w.pump_until(async || w.finished(hook.policy.id).await)
-        .await;
+    w.deliver(&e, hook.policy.id).await;
     assert_eq!(w.executions_of(hook.policy.id).await.len(), 1);
     assert_eq!(w.receiver.got().len(), 1);
     let r = w
@@ -582,21 +596,16 @@ async fn only_enabled_policies_subscribed_to_the_event_fire() {
             &["PULL_ARTIFACT"],
         )
         .await;
-    let off = w
-        .hook("off", target("http", &w.url, "Default"), &["PUSH_ARTIFACT"])
-        .await;
+    let off = w.push_hook("off").await;
     let mut p = off.policy.clone();
     p.enabled = false;
     w.policies
         .update("team", w.project_id, p.id, p, AddressPolicy::new(true))
         .await
         .unwrap();
-    let on = w
-        .hook("on", target("http", &w.url, "Default"), &["PUSH_ARTIFACT"])
-        .await;
+    let on = w.push_hook("on").await;
     let e = w.push("filter").await;
-    w.webhooks.on_event(&e).await.unwrap();
-    w.pump_until(async || w.finished(on.policy.id).await).await;
+    w.deliver(&e, on.policy.id).await;
     assert!(w.executions_of(pull_only.policy.id).await.is_empty());
     assert!(w.executions_of(off.policy.id).await.is_empty());
     assert_eq!(w.receiver.got().len(), 1);
@@ -626,9 +635,7 @@ async fn quota_events_carry_harbors_details() {
         json!({"repository": "team/app", "digest": "sha256:ab", "used": 90, "limit": 100,
             "message": "quota usage reach 90%"}),
     );
-    w.webhooks.on_event(&e).await.unwrap();
-    w.pump_until(async || w.finished(hook.policy.id).await)
-        .await;
+    w.deliver(&e, hook.policy.id).await;
     let v = w.receiver.got()[0].json();
     assert_eq!(v["type"], "QUOTA_WARNING");
     assert_eq!(
@@ -776,27 +783,13 @@ async fn forbidden_targets_are_refused_on_save() {
 #[tokio::test]
 async fn private_targets_are_accepted_when_the_administrator_allows_them() {
     let w = world().await;
-    let r = w
-        .put(
-            "/api/v2.0/configurations",
-            ADMIN,
-            json!({"webhook_allow_private": true}),
-        )
-        .await;
-    r.ok(StatusCode::OK);
+    w.allow_private(true).await;
     let r = w.post(HOOKS, ADMIN, policy_body(&w.url)).await;
     r.ok(StatusCode::CREATED);
     let id = r.location_id();
     let secret = r.json()["secret"].as_str().unwrap().to_owned();
     // The test delivery of the saved policy, signed with its secret.
-    let r = w
-        .call(
-            Method::POST,
-            &format!("{HOOKS}/test"),
-            ADMIN,
-            Some(json!({"id": id})),
-        )
-        .await;
+    let r = w.test_hook(json!({"id": id})).await;
     r.ok(StatusCode::OK);
     let got = w.receiver.got();
     assert_eq!(got.len(), 1);
@@ -808,24 +801,10 @@ async fn private_targets_are_accepted_when_the_administrator_allows_them() {
     );
     // A receiver that refuses makes the test a 400 that says so.
     w.receiver.answer(500);
-    let r = w
-        .call(
-            Method::POST,
-            &format!("{HOOKS}/test"),
-            ADMIN,
-            Some(json!({"id": id})),
-        )
-        .await;
+    let r = w.test_hook(json!({"id": id})).await;
     r.err(StatusCode::BAD_REQUEST, "BAD_REQUEST");
     assert!(r.message().contains("500"), "{}", r.message());
-    let r = w
-        .put(
-            "/api/v2.0/configurations",
-            ADMIN,
-            json!({"webhook_allow_private": false}),
-        )
-        .await;
-    r.ok(StatusCode::OK);
+    w.allow_private(false).await;
     let mut body = policy_body(&w.url);
     body["name"] = "another".into();
     w.post(HOOKS, ADMIN, body)
@@ -837,17 +816,9 @@ async fn private_targets_are_accepted_when_the_administrator_allows_them() {
 async fn a_redirect_to_the_metadata_address_is_refused_without_connecting() {
     let w = world().await;
     *w.receiver.redirect.lock().unwrap() = Some("http://169.254.169.254/latest/meta-data/".into());
-    let hook = w
-        .hook(
-            "sneaky",
-            target("http", &w.url, "Default"),
-            &["PUSH_ARTIFACT"],
-        )
-        .await;
+    let hook = w.push_hook("sneaky").await;
     let e = w.push("redirect").await;
-    w.webhooks.on_event(&e).await.unwrap();
-    w.pump_until(async || w.finished(hook.policy.id).await)
-        .await;
+    w.deliver(&e, hook.policy.id).await;
     // The receiver on loopback was asked once; the redirect was refused by
     // the address filter (no retry: the verdict cannot change).
     assert_eq!(w.receiver.got().len(), 1);
@@ -866,37 +837,17 @@ async fn a_redirect_to_the_metadata_address_is_refused_without_connecting() {
 #[tokio::test]
 async fn a_target_made_private_after_saving_is_refused_at_delivery() {
     let w = world().await;
-    let hook = w
-        .hook(
-            "now-private",
-            target("http", &w.url, "Default"),
-            &["PUSH_ARTIFACT"],
-        )
-        .await;
+    let hook = w.push_hook("now-private").await;
     // The same worker, with private targets no longer allowed.
-    let strict = Webhooks::new(
-        w.registry.clone(),
-        w.queue.clone(),
-        w.dlq.clone(),
-        WebhookOptions {
-            addresses: Some(AddressPolicy::new(false)),
-            delays: vec![],
-            ..WebhookOptions::default()
-        },
-    );
+    let strict = w.worker(WebhookOptions {
+        addresses: Some(AddressPolicy::new(false)),
+        delays: vec![],
+        ..WebhookOptions::default()
+    });
     let e = w.push("strict").await;
     strict.on_event(&e).await.unwrap();
-    for _ in 0..100 {
-        for r in w.queue.receive(10).await.unwrap() {
-            if strict.run(&r.job).await.is_ok() {
-                w.queue.ack(&r.receipt).await.unwrap();
-            }
-        }
-        if w.finished(hook.policy.id).await {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    w.pump_with(&strict, async || w.finished(hook.policy.id).await)
+        .await;
     assert!(w.receiver.got().is_empty());
     let execs = w.executions_of(hook.policy.id).await;
     assert_eq!(execs[0].status, "Error");
@@ -928,29 +879,15 @@ async fn a_name_that_resolves_to_the_metadata_address_is_refused_when_connecting
             &["PUSH_ARTIFACT"],
         )
         .await;
-    let rebound = Webhooks::new(
-        w.registry.clone(),
-        w.queue.clone(),
-        w.dlq.clone(),
-        WebhookOptions {
-            addresses: Some(AddressPolicy::new(true)),
-            lookup: Some(Arc::new(ToMetadata)),
-            ..WebhookOptions::default()
-        },
-    );
+    let rebound = w.worker(WebhookOptions {
+        addresses: Some(AddressPolicy::new(true)),
+        lookup: Some(Arc::new(ToMetadata)),
+        ..WebhookOptions::default()
+    });
     let e = w.push("rebound").await;
     rebound.on_event(&e).await.unwrap();
-    for _ in 0..100 {
-        for r in w.queue.receive(10).await.unwrap() {
-            if rebound.run(&r.job).await.is_ok() {
-                w.queue.ack(&r.receipt).await.unwrap();
-            }
-        }
-        if w.finished(hook.policy.id).await {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    w.pump_with(&rebound, async || w.finished(hook.policy.id).await)
+        .await;
     let execs = w.executions_of(hook.policy.id).await;
     assert_eq!(execs[0].status, "Error", "{}", execs[0].message);
     assert_eq!(execs[0].attempts, 1, "a refusal is not retried");
@@ -1070,13 +1007,7 @@ async fn test_delivery_reaches_the_target_once() {
         ..ClientOptions::default()
     })
     .unwrap();
-    let hook = w
-        .hook(
-            "probe",
-            target("http", &w.url, "Default"),
-            &["PUSH_ARTIFACT"],
-        )
-        .await;
+    let hook = w.push_hook("probe").await;
     let out = berth::webhook::test_delivery(
         &client,
         &hook.policy,
@@ -1095,14 +1026,7 @@ async fn test_delivery_reaches_the_target_once() {
         sign(&hook.secret, &got[0].body)
     );
     // Through the API, a refused target is a 400 that says why.
-    let r = w
-        .call(
-            Method::POST,
-            &format!("{HOOKS}/test"),
-            ADMIN,
-            Some(policy_body("http://169.254.169.254/")),
-        )
-        .await;
+    let r = w.test_hook(policy_body("http://169.254.169.254/")).await;
     r.err(StatusCode::BAD_REQUEST, "BAD_REQUEST");
     assert_eq!(w.receiver.got().len(), 1);
 }

@@ -39,7 +39,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 # Berth's own paths under /api/v2.0 that Harbor's definition does not have.
-EXTENSION_PATHS = {"/openapi.json", "/swagger.json"}
+# `webhook/policies/test`: a test delivery to a target (Harbor 2.x has no
+# such operation in its v2.0 definition; its portal tests through the
+# policy form).
+EXTENSION_PATHS = {"/openapi.json", "/swagger.json", "/projects/{project_name_or_id}/webhook/policies/test"}
 
 # Query parameters Berth adds to Harbor's operations: (name, in).
 EXTENSION_PARAMETERS = {("cursor", "query")}

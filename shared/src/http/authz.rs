@@ -222,14 +222,17 @@ pub async fn authorize(
     }
     // Only manifest reads and writes are audited.
     let source_ip = matches!(route, V2Route::Manifest { .. }).then(|| super::client_ip(&req));
-    // The events this request raises name its operator.
-    let operator = if claims.sub.is_empty() {
-        "anonymous".to_owned()
-    } else {
-        claims.sub.clone()
+    // The events this request raises name its operator and host.
+    let actor = crate::registry::events::Actor {
+        operator: if claims.sub.is_empty() {
+            "anonymous".to_owned()
+        } else {
+            claims.sub.clone()
+        },
+        host: request_host(req.headers()),
     };
-    let resp = crate::registry::events::OPERATOR
-        .scope(operator, next.run(req))
+    let resp = crate::registry::events::ACTOR
+        .scope(actor, next.run(req))
         .await;
     if let Some(ip) = source_ip
         && resp.status().is_success()
@@ -237,6 +240,15 @@ pub async fn authorize(
         audit(iam, &route, &method, &claims, &ip);
     }
     resp
+}
+
+/// The `Host` a request was sent to (empty if none or not text).
+pub(crate) fn request_host(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn denial(kind: &str, name: &str, action: &str) -> String {

@@ -191,7 +191,12 @@ impl Webhooks {
             return Ok(());
         }
         let mut ctx = Context {
-            host: host_of(self.opts.public_url.as_deref()),
+            // The public URL's host; without one, the host the client used
+            // for the request that raised the event.
+            host: match host_of(self.opts.public_url.as_deref()) {
+                h if h.is_empty() => e.data["host"].as_str().unwrap_or_default().to_owned(),
+                h => h,
+            },
             project_id: project.id,
             public: project.public,
             repo_created: 0,

@@ -64,14 +64,23 @@ pub const EVENT_JOB: &str = "event";
 /// request that wrote it normally sent it within milliseconds).
 pub const OUTBOX_RESEND_AFTER: Duration = Duration::from_secs(60);
 
-tokio::task_local! {
-    /// Who is acting in the current request (the events' `operator`).
-    pub static OPERATOR: String;
+/// Who acts in the current request, and the host the client used: the
+/// events the request raises name them (`operator`; `host` is what a
+/// `resource_url` starts with when no public URL is configured).
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    pub operator: String,
+    pub host: String,
 }
 
-/// The current request's operator, if a handler set one.
-pub fn operator() -> String {
-    OPERATOR.try_with(Clone::clone).unwrap_or_default()
+tokio::task_local! {
+    /// The current request's [`Actor`].
+    pub static ACTOR: Actor;
+}
+
+/// The current request's actor, if a handler set one.
+pub fn actor() -> Actor {
+    ACTOR.try_with(Clone::clone).unwrap_or_default()
 }
 
 /// One event as stored in the outbox.
@@ -105,6 +114,7 @@ impl Event {
         size: i64,
     ) -> Self {
         let project = super::keys::project_of(repo.as_str());
+        let actor = actor();
         Self::new(
             kind,
             project,
@@ -114,7 +124,8 @@ impl Event {
                 "tags": tags,
                 "media_type": media_type,
                 "size": size,
-                "operator": operator(),
+                "operator": actor.operator,
+                "host": actor.host,
             }),
         )
     }

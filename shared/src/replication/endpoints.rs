@@ -12,8 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{ADAPTERS, ReplicationError, Result};
-use crate::iam::directory::{Directory, DirectoryError};
-use crate::store::{Attr, Cond, Item, Kv, KvError, Query, WriteOp, now_secs};
+use crate::store::{Attr, Cond, Item, Kv, KvError, WriteOp, now_secs};
 
 const PK: &str = "REPLICATION#REGISTRY";
 const NAME_PK: &str = "REPLICATION#REGISTRYNAME";
@@ -193,16 +192,7 @@ impl Endpoints {
 
     /// Every endpoint, by id.
     pub async fn list(&self) -> Result<Vec<Endpoint>> {
-        let mut out = Vec::new();
-        let mut q = Query::prefix(PK, "", 500);
-        loop {
-            let page = self.kv.query(&q).await?;
-            out.extend(page.items.iter().filter_map(decode));
-            match page.next {
-                Some(n) if out.len() < MAX_ENDPOINTS => q.after = Some(n),
-                _ => return Ok(out),
-            }
-        }
+        super::list_all(self.kv.as_ref(), PK, MAX_ENDPOINTS, decode).await
     }
 
     /// Stores a new endpoint (normalized here); returns its id.
@@ -213,13 +203,7 @@ impl Endpoints {
                 "a registry holds at most {MAX_ENDPOINTS} endpoints"
             )));
         }
-        e.id = Directory::new(self.kv.clone())
-            .next_id("registry")
-            .await
-            .map_err(|e| match e {
-                DirectoryError::Kv(k) => ReplicationError::Kv(k),
-                e => ReplicationError::Remote(e.to_string()),
-            })?;
+        e.id = super::next_id(self.kv.clone(), "registry").await?;
         let now = now_secs();
         e.created = now;
         e.updated = now;

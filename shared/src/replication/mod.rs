@@ -31,7 +31,10 @@ pub mod worker;
 pub use endpoints::{Credential, Endpoint, Endpoints, endpoint};
 pub use policies::{Filter, Policies, Policy, Trigger};
 
-use crate::store::KvError;
+use std::sync::Arc;
+
+use crate::iam::directory::{Directory, DirectoryError};
+use crate::store::{Item, Kv, KvError, Query};
 
 /// Why a replication change or copy was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,3 +62,32 @@ pub type Result<T, E = ReplicationError> = std::result::Result<T, E>;
 /// The adapter types Berth can replicate with (`/replication/adapters`):
 /// Harbor's names, plus `berth`.
 pub const ADAPTERS: [&str; 3] = ["berth", "docker-registry", "harbor"];
+
+/// Every item under `pk` that `decode` reads, by sort key; stops paging
+/// once `max` are read (the store's cap on endpoints or policies).
+async fn list_all<T>(
+    kv: &dyn Kv,
+    pk: &str,
+    max: usize,
+    decode: fn(&Item) -> Option<T>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    let mut q = Query::prefix(pk, "", 500);
+    loop {
+        let page = kv.query(&q).await?;
+        out.extend(page.items.iter().filter_map(decode));
+        match page.next {
+            Some(n) if out.len() < max => q.after = Some(n),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// The next id of the directory's counter `kind` (`registry`,
+/// `replication_policy`).
+async fn next_id(kv: Arc<dyn Kv>, kind: &str) -> Result<i64> {
+    Directory::new(kv).next_id(kind).await.map_err(|e| match e {
+        DirectoryError::Kv(k) => ReplicationError::Kv(k),
+        e => ReplicationError::Remote(e.to_string()),
+    })
+}

@@ -10,10 +10,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{ReplicationError, Result};
-use crate::iam::directory::{Directory, DirectoryError};
 use crate::jobs::schedule::{Schedules, next_after};
 use crate::policy::selector::validate_pattern;
-use crate::store::{Attr, Cond, Item, Kv, KvError, Query, WriteOp, now_secs};
+use crate::store::{Attr, Cond, Item, Kv, KvError, WriteOp, now_secs};
 
 const PK: &str = "REPLICATION#POLICY";
 const NAME_PK: &str = "REPLICATION#POLICYNAME";
@@ -356,16 +355,7 @@ impl Policies {
 
     /// Every policy, by id.
     pub async fn list(&self) -> Result<Vec<Policy>> {
-        let mut out = Vec::new();
-        let mut q = Query::prefix(PK, "", 500);
-        loop {
-            let page = self.kv.query(&q).await?;
-            out.extend(page.items.iter().filter_map(decode));
-            match page.next {
-                Some(n) if out.len() < MAX_POLICIES => q.after = Some(n),
-                _ => return Ok(out),
-            }
-        }
+        super::list_all(self.kv.as_ref(), PK, MAX_POLICIES, decode).await
     }
 
     /// Stores a new policy (normalized here; the caller checks that its
@@ -377,13 +367,7 @@ impl Policies {
                 "a registry holds at most {MAX_POLICIES} replication policies"
             )));
         }
-        p.id = Directory::new(self.kv.clone())
-            .next_id("replication_policy")
-            .await
-            .map_err(|e| match e {
-                DirectoryError::Kv(k) => ReplicationError::Kv(k),
-                e => ReplicationError::Remote(e.to_string()),
-            })?;
+        p.id = super::next_id(self.kv.clone(), "replication_policy").await?;
         let now = now_secs();
         p.created = now;
         p.updated = now;

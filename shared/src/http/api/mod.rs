@@ -431,14 +431,17 @@ async fn authenticate(State(ctx): State<Shared>, mut req: Request, next: Next) -
             return resp;
         }
     }
-    let operator = principal.name().to_owned();
+    let actor = crate::registry::events::Actor {
+        operator: principal.name().to_owned(),
+        host: crate::http::authz::request_host(req.headers()),
+    };
     req.extensions_mut().insert(Caller {
         principal,
         source_ip,
     });
     // The events this request raises (artifact deletes, …) name its caller.
-    let mut resp = crate::registry::events::OPERATOR
-        .scope(operator, next.run(req))
+    let mut resp = crate::registry::events::ACTOR
+        .scope(actor, next.run(req))
         .await;
     if let Some(token) = &csrf {
         set_csrf_header(&mut resp, token);

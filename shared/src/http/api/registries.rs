@@ -91,6 +91,28 @@ async fn found(ctx: &Shared, id: i64) -> ApiResult<Endpoint> {
         .ok_or_else(|| ApiError::not_found(format!("registry {id} not found")))
 }
 
+/// The orders (`sort=`) of a list of named things read by id: by id (the
+/// creation order) or by name, either way up.
+pub(super) const BY_ID_OR_NAME: [&str; 6] = [
+    "id",
+    "-id",
+    "name",
+    "-name",
+    "creation_time",
+    "-creation_time",
+];
+
+/// Puts `all`, read by id, in the order `sort` (one of [`BY_ID_OR_NAME`])
+/// asks for; `name` reads an item's name.
+pub(super) fn order<T>(all: &mut [T], sort: &str, name: impl Fn(&T) -> &str) {
+    match sort {
+        "name" => all.sort_by(|a, b| name(a).cmp(name(b))),
+        "-name" => all.sort_by(|a, b| name(b).cmp(name(a))),
+        "-id" | "-creation_time" => all.reverse(),
+        _ => {}
+    }
+}
+
 /// `GET /registries`: by id, paged; `q` filters by `name` (exact or
 /// `~fuzzy`), `type` or `url`; `name=` is a fuzzy name filter.
 pub(crate) async fn list(
@@ -102,14 +124,7 @@ pub(crate) async fn list(
     let params = Params::of(&uri);
     let paging = params.paging()?;
     let filters = params.q_of(&["name", "type", "url"])?;
-    let sort = params.sort(&[
-        "id",
-        "-id",
-        "name",
-        "-name",
-        "creation_time",
-        "-creation_time",
-    ])?;
+    let sort = params.sort(&BY_ID_OR_NAME)?;
     let fuzzy = params.get("name").map(str::to_owned);
     let mut all = store(&ctx).list().await?;
     all.retain(|e| {
@@ -120,12 +135,7 @@ pub(crate) async fn list(
                 _ => v.matches(&e.url),
             })
     });
-    match sort {
-        "name" => all.sort_by(|a, b| a.name.cmp(&b.name)),
-        "-name" => all.sort_by(|a, b| b.name.cmp(&a.name)),
-        "-id" | "-creation_time" => all.reverse(),
-        _ => {}
-    }
+    order(&mut all, sort, |e| e.name.as_str());
     let out: Vec<Value> = all.iter().map(registry_json).collect();
     Ok(paged(&uri, paging, out))
 }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::query::{Params, paged};
-use super::registries::registry_json;
+use super::registries::{self, registry_json};
 use super::{ApiError, ApiResult, Caller, P, Shared, created, json_body, rfc3339};
 use crate::jobs::runs::{self, Run, Runs};
 use crate::replication::Policies;
@@ -281,26 +281,14 @@ pub(crate) async fn list_policies(
     let params = Params::of(&uri);
     let paging = params.paging()?;
     let filters = params.q_of(&["name"])?;
-    let sort = params.sort(&[
-        "id",
-        "-id",
-        "name",
-        "-name",
-        "creation_time",
-        "-creation_time",
-    ])?;
+    let sort = params.sort(&registries::BY_ID_OR_NAME)?;
     let fuzzy = params.get("name").map(str::to_owned);
     let mut all = policies(&ctx).list().await?;
     all.retain(|p| {
         fuzzy.as_ref().is_none_or(|n| p.name.contains(n.as_str()))
             && filters.iter().all(|(_, v)| v.matches(&p.name))
     });
-    match sort {
-        "name" => all.sort_by(|a, b| a.name.cmp(&b.name)),
-        "-name" => all.sort_by(|a, b| b.name.cmp(&a.name)),
-        "-id" | "-creation_time" => all.reverse(),
-        _ => {}
-    }
+    registries::order(&mut all, sort, |p| p.name.as_str());
     let total = all.len();
     let page = paging.slice(all);
     let mut out = Vec::with_capacity(page.len());
