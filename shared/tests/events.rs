@@ -95,20 +95,44 @@ fn local_queue(registry: &Registry) -> Arc<dyn Queue> {
     ))
 }
 
-#[tokio::test]
-async fn push_and_delete_events_are_sent_after_their_commit() {
-    let p = parts(
-        "events-commit-seed-of-thirty-two-characters",
-        RegistryOptions::default(),
-    )
-    .await;
-    let queue = local_queue(&p.registry);
-    let registry = p.registry.clone().with_events(queue.clone());
+/// A registry over fresh stores whose events go to an embedded queue, and
+/// a dispatcher handing them to a [`Witness`]. Bind `_parts` by name: it
+/// holds the stores' temporary directory.
+struct Wired {
+    _parts: api_support::Parts,
+    queue: Arc<dyn Queue>,
+    registry: Registry,
+    witness: Arc<Witness>,
+    dispatch: Dispatch,
+}
+
+async fn wired(seed: &str) -> Wired {
+    let parts = parts(seed, RegistryOptions::default()).await;
+    let queue = local_queue(&parts.registry);
+    let registry = parts.registry.clone().with_events(queue.clone());
     let witness = Arc::new(Witness {
         registry: registry.clone(),
         seen: Mutex::new(Vec::new()),
     });
     let dispatch = Dispatch::new(registry.clone(), vec![witness.clone()]);
+    Wired {
+        _parts: parts,
+        queue,
+        registry,
+        witness,
+        dispatch,
+    }
+}
+
+#[tokio::test]
+async fn push_and_delete_events_are_sent_after_their_commit() {
+    let Wired {
+        queue,
+        registry,
+        witness,
+        dispatch,
+        _parts,
+    } = wired("events-commit-seed-of-thirty-two-characters").await;
 
     let (digest, size) = push_image(&registry, "lib/app", "v1", "cfg-1", "layer-1").await;
     assert_eq!(drain(queue.as_ref(), &dispatch).await, 1);
@@ -169,13 +193,12 @@ async fn an_event_survives_a_death_between_commit_and_send() {
 
 #[tokio::test]
 async fn a_refused_change_raises_no_event() {
-    let p = parts(
-        "events-refused-seed-of-thirty-two-characters",
-        RegistryOptions::default(),
-    )
-    .await;
-    let queue = local_queue(&p.registry);
-    let registry = p.registry.clone().with_events(queue.clone());
+    let Wired {
+        queue,
+        registry,
+        _parts,
+        ..
+    } = wired("events-refused-seed-of-thirty-two-characters").await;
     // A manifest whose layer was never uploaded is refused: no event.
     let cd = upload(&registry, "lib/app", "cfg-3").await;
     let manifest = serde_json::json!({
@@ -202,18 +225,13 @@ async fn a_refused_change_raises_no_event() {
 
 #[tokio::test]
 async fn a_redelivered_event_is_settled_once_and_harmlessly() {
-    let p = parts(
-        "events-redelivery-seed-of-thirty-two-characters",
-        RegistryOptions::default(),
-    )
-    .await;
-    let queue = local_queue(&p.registry);
-    let registry = p.registry.clone().with_events(queue.clone());
-    let witness = Arc::new(Witness {
-        registry: registry.clone(),
-        seen: Mutex::new(Vec::new()),
-    });
-    let dispatch = Dispatch::new(registry.clone(), vec![witness.clone()]);
+    let Wired {
+        queue,
+        registry,
+        witness,
+        dispatch,
+        _parts,
+    } = wired("events-redelivery-seed-of-thirty-two-characters").await;
     push_image(&registry, "lib/app", "v1", "cfg-4", "layer-4").await;
     let got = queue.receive(10).await.unwrap();
     assert_eq!(got.len(), 1);
