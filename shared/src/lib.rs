@@ -10,7 +10,8 @@
 //! - [`registry`]: the registry service (uploads, blobs, manifests, tags,
 //!   referrers, catalog) written once against the ports.
 //! - [`http`]: the routers: typed `/v2/` route parsing, handlers, the one
-//!   place errors become OCI error bodies.
+//!   place errors become OCI error bodies, and the embedded web portal as
+//!   the local server's fallback.
 //! - [`jobs`]: background work (the `gc` worker's sweeps), idempotent, run
 //!   by the SQS worker functions and by `berth serve` in-process.
 //! - [`auth`]: signed upload-session tokens.

@@ -617,7 +617,7 @@ fn gateway_service_runs_the_gateway_with_the_blob_functions_rights() {
         "BERTH_LOG_FORMAT": "json",
         "METADATA_TABLE": {"Ref": "MetadataTable"},
         "BLOB_BUCKET": {"Ref": "BlobBucket"},
-        "BERTH_PUBLIC_URL": {"Fn::If": ["HasPublicUrl", {"Ref": "PublicUrl"}, {"Fn::GetAtt": ["HttpApi", "ApiEndpoint"]}]},
+        "BERTH_PUBLIC_URL": {"Fn::If": ["HasPublicUrl", {"Ref": "PublicUrl"}, {"Fn::Sub": "https://${PortalDistribution.DomainName}"}]},
         "BERTH_UPLOAD_SECRET_ARN": {"Ref": "UploadTokenKey"},
     });
     for (k, v) in want.as_object().unwrap() {
@@ -773,4 +773,467 @@ fn gc_ticks_often_and_fans_out_over_its_queue() {
         serde_json::json!({"Ref": "MetadataTable"})
     );
     assert_eq!(env["BLOB_BUCKET"], serde_json::json!({"Ref": "BlobBucket"}));
+}
+
+// ------------------------------------------------- the portal on AWS ----
+
+const CACHING_OPTIMIZED: &str = "658327ea-f89d-4fab-a63d-7e88639e58f6";
+const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
+const ALL_VIEWER_EXCEPT_HOST_HEADER: &str = "b689b0a8-53d0-40ab-baf2-68738e2966ac";
+
+fn distribution(t: &serde_json::Value) -> &serde_json::Value {
+    let d = &t["Resources"]["PortalDistribution"];
+    assert_eq!(d["Type"], "AWS::CloudFront::Distribution");
+    &d["Properties"]["DistributionConfig"]
+}
+
+fn origin<'a>(t: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    distribution(t)["Origins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["Id"] == id)
+        .unwrap_or_else(|| panic!("no origin {id}"))
+}
+
+/// Whether a CloudFront path pattern (`*`: any characters) matches `path`.
+fn glob(pattern: &str, path: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == path,
+        Some((head, tail)) => {
+            path.starts_with(head) && (head.len()..=path.len()).any(|i| glob(tail, &path[i..]))
+        }
+    }
+}
+
+/// The logical ids a template fragment refers to (`Ref`, `Fn::GetAtt`, `${X}` in `Fn::Sub`).
+fn references(v: &serde_json::Value, out: &mut BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(serde_json::Value::String(r)) = m.get("Ref") {
+                out.insert(r.clone());
+            }
+            if let Some(serde_json::Value::Array(a)) = m.get("Fn::GetAtt") {
+                out.insert(a[0].as_str().unwrap().to_owned());
+            }
+            if let Some(serde_json::Value::String(s)) = m.get("Fn::Sub") {
+                for piece in s.split("${").skip(1) {
+                    let name = piece.split('}').next().unwrap();
+                    out.insert(name.split('.').next().unwrap().to_owned());
+                }
+            }
+            m.values().for_each(|v| references(v, out));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| references(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn portal_bucket_is_private_and_read_by_the_distribution_only() {
+    let t = template();
+    let bucket = &t["Resources"]["PortalBucket"];
+    assert_eq!(bucket["Type"], "AWS::S3::Bucket");
+    let p = &bucket["Properties"];
+    for k in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(p["PublicAccessBlockConfiguration"][k], true, "{k}");
+    }
+    assert_eq!(
+        p["OwnershipControls"]["Rules"],
+        serde_json::json!([{"ObjectOwnership": "BucketOwnerEnforced"}])
+    );
+    assert_eq!(
+        p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+            ["SSEAlgorithm"],
+        "AES256"
+    );
+    assert!(
+        p.get("WebsiteConfiguration").is_none(),
+        "a website endpoint is public"
+    );
+
+    let policy = &t["Resources"]["PortalBucketPolicy"]["Properties"];
+    assert_eq!(policy["Bucket"], serde_json::json!({"Ref": "PortalBucket"}));
+    let st = policy["PolicyDocument"]["Statement"].as_array().unwrap();
+    let tls = st.iter().find(|s| s["Sid"] == "TlsOnly").unwrap();
+    assert_eq!(tls["Effect"], "Deny");
+    assert_eq!(
+        tls["Condition"],
+        serde_json::json!({"Bool": {"aws:SecureTransport": "false"}})
+    );
+    // Every Allow names CloudFront, for this distribution only, to read.
+    let source = serde_json::json!({"StringEquals": {"AWS:SourceArn": {"Fn::Sub":
+        "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${PortalDistribution}"}}});
+    let allows: Vec<&serde_json::Value> = st.iter().filter(|s| s["Effect"] == "Allow").collect();
+    assert!(!allows.is_empty());
+    let mut granted = BTreeSet::new();
+    for s in &allows {
+        assert_eq!(
+            s["Principal"],
+            serde_json::json!({"Service": "cloudfront.amazonaws.com"}),
+            "{s}"
+        );
+        assert_eq!(s["Condition"], source, "{s}");
+        granted.extend(actions(s));
+    }
+    assert!(granted.contains("s3:GetObject"));
+    assert!(
+        granted
+            .iter()
+            .all(|a| a == "s3:GetObject" || a == "s3:ListBucket"),
+        "CloudFront may only read: {granted:?}"
+    );
+
+    let oac = &t["Resources"]["PortalOriginAccessControl"];
+    assert_eq!(oac["Type"], "AWS::CloudFront::OriginAccessControl");
+    let c = &oac["Properties"]["OriginAccessControlConfig"];
+    assert_eq!(c["OriginAccessControlOriginType"], "s3");
+    assert_eq!(c["SigningProtocol"], "sigv4");
+    assert_eq!(c["SigningBehavior"], "always");
+    let o = origin(&t, "portal");
+    assert_eq!(
+        o["DomainName"],
+        serde_json::json!({"Fn::GetAtt": ["PortalBucket", "RegionalDomainName"]})
+    );
+    assert_eq!(
+        o["OriginAccessControlId"],
+        serde_json::json!({"Fn::GetAtt": ["PortalOriginAccessControl", "Id"]})
+    );
+    assert_eq!(o["S3OriginConfig"]["OriginAccessIdentity"], "");
+
+    for (name, value) in [
+        (
+            "PortalBucketName",
+            serde_json::json!({"Ref": "PortalBucket"}),
+        ),
+        (
+            "PortalDistributionId",
+            serde_json::json!({"Ref": "PortalDistribution"}),
+        ),
+        (
+            "PortalUrl",
+            serde_json::json!({"Fn::Sub": "https://${PortalDistribution.DomainName}"}),
+        ),
+    ] {
+        assert_eq!(t["Outputs"][name]["Value"], value, "output {name}");
+    }
+}
+
+#[test]
+fn api_paths_go_to_the_http_api_uncached_with_every_method() {
+    let t = template();
+    let d = distribution(&t);
+    let api = origin(&t, "api");
+    assert_eq!(
+        api["DomainName"],
+        serde_json::json!({"Fn::Select": [1, {"Fn::Split": ["://", {"Fn::GetAtt": ["HttpApi", "ApiEndpoint"]}]}]})
+    );
+    assert_eq!(
+        api["CustomOriginConfig"]["OriginProtocolPolicy"],
+        "https-only"
+    );
+    // API Gateway gives up after 29 s; CloudFront must wait at least that.
+    assert!(
+        api["CustomOriginConfig"]["OriginReadTimeout"]
+            .as_u64()
+            .unwrap()
+            >= 29
+    );
+
+    let behaviours = d["CacheBehaviors"].as_array().unwrap();
+    let patterns: Vec<&str> = behaviours
+        .iter()
+        .map(|b| b["PathPattern"].as_str().unwrap())
+        .collect();
+    for p in ["/v2", "/v2/*", "/service/*", "/api/*", "/c/*"] {
+        assert!(patterns.contains(&p), "no behaviour for {p}: {patterns:?}");
+    }
+    let every: BTreeSet<&str> = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"].into();
+    for b in behaviours {
+        let p = &b["PathPattern"];
+        assert_eq!(b["TargetOriginId"], "api", "{p}");
+        assert_eq!(b["CachePolicyId"], CACHING_DISABLED, "{p}");
+        assert_eq!(
+            b["OriginRequestPolicyId"], ALL_VIEWER_EXCEPT_HOST_HEADER,
+            "{p}"
+        );
+        let methods: BTreeSet<&str> = b["AllowedMethods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap())
+            .collect();
+        assert_eq!(methods, every, "{p}");
+        assert_ne!(b["ViewerProtocolPolicy"], "allow-all", "{p}");
+        // Manifests arrive byte for byte; no SPA rewriting of API paths.
+        assert_eq!(b["Compress"], false, "{p}");
+        assert!(b.get("FunctionAssociations").is_none(), "{p}");
+    }
+    // Every route of the HTTP API is reachable through the distribution.
+    let out = run(Command::new(python()).args(["infra/gen-template", "--routes"]));
+    assert!(out.status.success(), "{}", text(&out));
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let path = line.split_once(' ').unwrap().1.split('\t').next().unwrap();
+        assert!(
+            patterns.iter().any(|p| glob(p, path)),
+            "{path} reaches the portal bucket, not the API"
+        );
+    }
+    for portal_path in ["/", "/harbor/projects/3", "/assets/index-1a2b.js", "/v2x"] {
+        assert!(
+            !patterns.iter().any(|p| glob(p, portal_path)),
+            "{portal_path} goes to the API"
+        );
+    }
+    // An API 404 must stay a 404: no error page rewriting.
+    assert!(d.get("CustomErrorResponses").is_none());
+}
+
+#[test]
+fn portal_default_behaviour_serves_the_bucket_through_the_spa_function() {
+    let t = template();
+    let d = distribution(&t);
+    assert_eq!(d["HttpVersion"], "http2and3");
+    assert_eq!(d["DefaultRootObject"], "index.html");
+    assert_eq!(
+        d["PriceClass"],
+        serde_json::json!({"Ref": "PortalPriceClass"})
+    );
+    assert_eq!(
+        t["Parameters"]["PortalPriceClass"]["Default"],
+        "PriceClass_100"
+    );
+    let b = &d["DefaultCacheBehavior"];
+    assert_eq!(b["TargetOriginId"], "portal");
+    assert_eq!(b["ViewerProtocolPolicy"], "redirect-to-https");
+    assert_eq!(b["CachePolicyId"], CACHING_OPTIMIZED);
+    assert_eq!(
+        b["FunctionAssociations"],
+        serde_json::json!([{
+            "EventType": "viewer-request",
+            "FunctionARN": {"Fn::GetAtt": ["PortalViewerRequestFunction", "FunctionARN"]}
+        }])
+    );
+    let f = &t["Resources"]["PortalViewerRequestFunction"];
+    assert_eq!(f["Type"], "AWS::CloudFront::Function");
+    assert_eq!(
+        f["Properties"]["FunctionConfig"]["Runtime"],
+        "cloudfront-js-2.0"
+    );
+    assert_eq!(f["Properties"]["AutoPublish"], true);
+
+    // The security headers berth serve sends with the portal.
+    assert_eq!(
+        b["ResponseHeadersPolicyId"],
+        serde_json::json!({"Ref": "PortalResponseHeadersPolicy"})
+    );
+    let h = &t["Resources"]["PortalResponseHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"]
+        ["SecurityHeadersConfig"];
+    assert_eq!(
+        h["ContentSecurityPolicy"]["ContentSecurityPolicy"],
+        berth::http::portal::CONTENT_SECURITY_POLICY
+    );
+    assert_eq!(h["FrameOptions"]["FrameOption"], "DENY");
+    assert_eq!(h["ReferrerPolicy"]["ReferrerPolicy"], "same-origin");
+    assert_eq!(h["ContentTypeOptions"]["Override"], true);
+    assert!(
+        h["StrictTransportSecurity"]["AccessControlMaxAgeSec"]
+            .as_u64()
+            .unwrap()
+            >= 31_536_000
+    );
+}
+
+#[test]
+fn portal_function_rewrites_app_routes_to_index_html_only() {
+    let t = template();
+    let code = t["Resources"]["PortalViewerRequestFunction"]["Properties"]["FunctionCode"]
+        .as_str()
+        .unwrap();
+    let cases = [
+        ("/", "/index.html"),
+        ("/harbor", "/index.html"),
+        ("/harbor/projects/3", "/index.html"),
+        (
+            "/harbor/projects/3/repositories/library%2Fnginx",
+            "/index.html",
+        ),
+        // A repository name may contain dots: still a route.
+        ("/harbor/projects/3/repositories/my.app", "/index.html"),
+        (
+            "/harbor/projects/3/repositories/a%2Fb/artifacts-tab/artifacts/sha256:0a1b",
+            "/index.html",
+        ),
+        ("/some/route", "/index.html"),
+        ("/index.html", "/index.html"),
+        ("/assets/x.js", "/assets/x.js"),
+        ("/assets/index-1a2b3c.css", "/assets/index-1a2b3c.css"),
+        ("/assets/gone", "/assets/gone"),
+        ("/favicon.svg", "/favicon.svg"),
+    ];
+    // CloudFront runs it; here node does (the function uses nothing but ES5).
+    let script = r#"
+        const code = require('fs').readFileSync(0, 'utf8');
+        const handler = new Function(code + '\nreturn handler;')();
+        for (const uri of process.argv.slice(1)) {
+            const out = handler({ request: { uri, method: 'GET', headers: {} } });
+            console.log(out.uri);
+        }
+    "#;
+    let mut cmd = Command::new("node");
+    cmd.arg("-e")
+        .arg(script)
+        .args(cases.iter().map(|(uri, _)| uri))
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("skipped: node not found ({e}); the portal build needs it anyway");
+            return;
+        }
+    };
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(code.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let got: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let want: Vec<String> = cases.iter().map(|(_, w)| (*w).to_owned()).collect();
+    for ((uri, _), (g, w)) in cases.iter().zip(got.iter().zip(&want)) {
+        assert_eq!(g, w, "{uri}");
+    }
+    assert_eq!(got.len(), want.len());
+}
+
+#[test]
+fn http_functions_name_the_distribution_as_the_public_url() {
+    // The token realm, absolute Locations, systeminfo's registry_url and the
+    // session cookie's Secure flag all follow BERTH_PUBLIC_URL; behind
+    // CloudFront the Host the API sees is its own, so it must be set.
+    let t = template();
+    let want = serde_json::json!({"Fn::If": ["HasPublicUrl", {"Ref": "PublicUrl"},
+        {"Fn::Sub": "https://${PortalDistribution.DomainName}"}]});
+    for (name, spec) in functions(&resources_json()) {
+        if spec["trigger"] == "http" {
+            assert_eq!(env_of(&t, &name)["BERTH_PUBLIC_URL"], want, "{name}");
+        }
+    }
+    // No cycle: the distribution needs the API itself, never a function, an
+    // integration or a route (which need the functions).
+    let mut refs = BTreeSet::new();
+    references(&t["Resources"]["PortalDistribution"], &mut refs);
+    let refs: BTreeSet<&str> = refs.iter().map(String::as_str).collect();
+    assert_eq!(
+        refs,
+        BTreeSet::from([
+            "HttpApi",
+            "PortalBucket",
+            "PortalOriginAccessControl",
+            "PortalPriceClass",
+            "PortalResponseHeadersPolicy",
+            "PortalViewerRequestFunction",
+        ])
+    );
+}
+
+#[test]
+fn deploy_portal_uploads_assets_then_html_then_prunes_then_invalidates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dist = tmp.path().join("dist");
+    std::fs::create_dir_all(dist.join("assets")).unwrap();
+    std::fs::write(dist.join("index.html"), "<!doctype html>").unwrap();
+    std::fs::write(dist.join("assets/index-1a2b.js"), "0").unwrap();
+    // A stand-in `aws` that records its arguments and knows the stack.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = tmp.path().join("aws.log");
+    std::fs::write(
+        bin.join("aws"),
+        "#!/usr/bin/env bash\nprintf '%s\\n' \"$*\" >> \"$AWS_LOG\"\n\
+         case \"$*\" in *describe-stacks*) printf 'PortalDistributionId\\tE2EXAMPLE\\nPortalBucketName\\tportal-b\\n' ;; \
+         *create-invalidation*) echo I2EXAMPLE ;; esac\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("aws"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = run(Command::new("bash")
+        .arg("infra/deploy-portal")
+        .args(["--dist", dist.to_str().unwrap(), "my-stack"])
+        .env("PATH", &path)
+        .env("AWS_LOG", &log));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "I2EXAMPLE");
+    let calls: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let d = dist.to_str().unwrap();
+    assert_eq!(calls.len(), 5, "{calls:#?}");
+    assert!(calls[0].starts_with("cloudformation describe-stacks --stack-name my-stack "));
+    assert_eq!(
+        calls[1],
+        format!(
+            "s3 sync {d}/assets s3://portal-b/assets --cache-control public, max-age=31536000, immutable --only-show-errors"
+        )
+    );
+    assert_eq!(
+        calls[2],
+        format!(
+            "s3 cp {d} s3://portal-b --recursive --exclude assets/* --cache-control no-cache --only-show-errors"
+        )
+    );
+    // Stale files go last, after the new ones are in place.
+    assert!(
+        calls[3].starts_with(&format!("s3 sync {d} s3://portal-b --delete")),
+        "{}",
+        calls[3]
+    );
+    assert!(
+        calls[4].starts_with(
+            "cloudfront create-invalidation --distribution-id E2EXAMPLE --paths /index.html /"
+        ),
+        "{}",
+        calls[4]
+    );
+    // --dry-run runs nothing, not even the stack lookup.
+    std::fs::remove_file(&log).unwrap();
+    let out = run(Command::new("bash")
+        .arg("infra/deploy-portal")
+        .args(["--dry-run", "--dist", d])
+        .env("PATH", &path)
+        .env("AWS_LOG", &log));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!log.exists(), "--dry-run called aws");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        printed.contains("describe-stacks --stack-name berth "),
+        "{printed}"
+    );
+    assert!(printed.contains("create-invalidation"), "{printed}");
 }

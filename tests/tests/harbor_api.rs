@@ -107,7 +107,7 @@ fn schemathesis_finds_no_server_error_or_schema_break() {
         .env("BERTH_URL", reg.url(""))
         .env("BERTH_ADMIN_PASSWORD", reg.admin_password())
         .env("BERTH_E2E_PYTHON", berth_e2e::python())
-        .env("SCHEMATHESIS_MAX_EXAMPLES", "10")
+        .env("SCHEMATHESIS_MAX_EXAMPLES", "5")
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
         .timeout(Duration::from_secs(900))

@@ -1,6 +1,7 @@
 //! `berth`: the all-in-one local server and operator CLI.
 
 mod cli;
+mod portal;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use berth::http::server::{
     DEFAULT_BODY_IDLE_TIMEOUT_SECS, DEFAULT_HEADER_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS,
     MAX_CONNECTIONS_CEILING,
 };
-use berth::http::{AppState, Limits, UploadRouting, app};
+use berth::http::{AppState, Limits, Portal, UploadRouting, app};
 use berth::registry::{Registry, RegistryOptions};
 use berth::wiring;
 use clap::{Parser, Subcommand};
@@ -152,9 +153,10 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-/// The registry over the configured backend, with the request settings
-/// and (except on the upload gateway) the job queue its workers take from.
-async fn app_state(args: &ServeArgs) -> Result<Arc<AppState>, String> {
+/// The registry over the configured backend, with the request settings,
+/// (except on the upload gateway) the job queue its workers take from,
+/// and the web portal, if this process serves it.
+async fn app_state(args: &ServeArgs, portal: Option<Portal>) -> Result<Arc<AppState>, String> {
     let cfg = &args.config();
     berth::outbound::set_default_allow_private(args.webhook_allow_private);
     let uploads = &args.uploads;
@@ -225,7 +227,22 @@ async fn app_state(args: &ServeArgs) -> Result<Arc<AppState>, String> {
         uploads,
         iam,
         jobs,
+        portal,
     }))
+}
+
+/// The web portal compiled into this binary; the upload gateway serves
+/// upload sessions only, so no portal there.
+fn embedded_portal(args: &ServeArgs) -> Result<Option<Portal>, String> {
+    if args.uploads.gateway {
+        return Ok(None);
+    }
+    let portal = Portal::new(portal::ASSETS)
+        .ok_or("the embedded web portal has no index.html (a broken build)")?;
+    if portal::ORIGIN == "placeholder" {
+        tracing::warn!("this binary was built without the web portal: / shows how to get it");
+    }
+    Ok(Some(portal))
 }
 
 /// Users, projects, tokens: the keys from the data dir, the first-start
@@ -275,7 +292,7 @@ async fn bind(
 async fn serve(args: &ServeArgs) -> Result<(), String> {
     let cfg = args.config();
     let limits = args.limits.limits();
-    let state = app_state(args).await?;
+    let state = app_state(args, embedded_portal(args)?).await?;
     spawn_workers(&state, args.sweep_interval);
     let audit = state.iam.as_ref().map(|iam| iam.audit.clone());
     let registry = state.registry.clone();
@@ -319,7 +336,9 @@ async fn stack(args: &ServeArgs) -> Result<(), String> {
     use berth::lambda::stack::Stack;
     let cfg = args.config();
     let limits = args.limits.limits();
-    let state = app_state(args).await?;
+    // API Gateway serves only the APIs; in AWS the portal comes from
+    // CloudFront and S3, which the stack does not emulate.
+    let state = app_state(args, None).await?;
     spawn_workers(&state, args.sweep_interval);
     // Clients reach the stack over plain HTTP, so that is what the
     // functions are told (API Gateway itself would say https/443).

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod authz;
 pub mod error;
+pub mod portal;
 pub mod route;
 pub mod server;
 pub mod token;
@@ -25,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 
 pub use error::{ApiError, OciCode};
+pub use portal::{Portal, PortalAsset};
 pub use route::{Mount, V2Route, parse_v2_path};
 pub use server::{Limits, serve};
 
@@ -43,6 +45,10 @@ pub struct AppState {
     /// Where the API starts background jobs (collections, retention); the
     /// API answers 503 to those requests without it.
     pub jobs: Option<crate::jobs::Jobs>,
+    /// The web portal, served at every path no API takes ([`portal`]);
+    /// `None` (the Lambda functions, tests of the APIs) answers those
+    /// paths with the API's 404.
+    pub portal: Option<Portal>,
 }
 
 impl AppState {
@@ -53,6 +59,7 @@ impl AppState {
             uploads: UploadRouting::default(),
             iam: None,
             jobs: None,
+            portal: None,
         }
     }
 }
@@ -184,7 +191,8 @@ pub fn v2_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The whole local application: every router, with request logging.
+/// The whole local application: every router, then the portal (if any)
+/// for whatever they do not take, with request logging.
 pub fn app(state: Arc<AppState>) -> Router {
     let mut router = v2_router(state.clone());
     if let Some(iam) = &state.iam {
@@ -202,12 +210,19 @@ pub fn app(state: Arc<AppState>) -> Router {
             state.jobs.clone(),
         ));
     }
-    router
-        .fallback(not_found)
-        .layer(middleware::from_fn(log_request))
+    let router = match state.portal {
+        Some(portal) => router.fallback(move |req: Request| async move { portal.respond(&req) }),
+        None => router.fallback(not_found),
+    };
+    router.layer(middleware::from_fn(log_request))
 }
 
 async fn not_found() -> ApiError {
+    no_such_endpoint()
+}
+
+/// The answer to a path no API serves.
+pub(crate) fn no_such_endpoint() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         OciCode::Unsupported,

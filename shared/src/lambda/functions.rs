@@ -52,6 +52,7 @@ pub async fn run_registry_function() -> Result<(), lambda_http::Error> {
         uploads: wiring::upload_routing_from_env(Some(&aws))?,
         iam: Some(iam),
         jobs: None,
+        portal: None,
     });
     lambda_http::run(registry_router(state)).await
 }
@@ -88,6 +89,7 @@ pub async fn run_identity_function(function: &str) -> Result<(), lambda_http::Er
         uploads: Default::default(),
         iam: Some(iam),
         jobs,
+        portal: None,
     });
     let router = router_for(function, &state).ok_or("not an identity function")?;
     lambda_http::run(router).await
