@@ -124,8 +124,8 @@ function CreateProject({ open, onClose, onCreated }: { open: boolean; onClose: (
         <label>
           {t('projectName')}
           <input required value={name} aria-describedby="pn-help" pattern="[a-z0-9]+(?:[._\-][a-z0-9]+)*" maxLength={255} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
-          <small id="pn-help">{t('nameHelp')}</small>
         </label>
+        <small id="pn-help">{t('nameHelp')}</small>
         <label>
           <input type="checkbox" role="switch" checked={isPublic} aria-describedby="pub-help" onChange={(e) => setPublic((e.target as HTMLInputElement).checked)} />
           {t('public')}
@@ -135,7 +135,6 @@ function CreateProject({ open, onClose, onCreated }: { open: boolean; onClose: (
           <label>
             {t('limit')}
             <input type="number" min="-1" step="any" value={limit} aria-describedby="lim-help" onInput={(e) => setLimit((e.target as HTMLInputElement).value)} />
-            <small id="lim-help">{t('limitHelp')}</small>
           </label>
           <label>
             {t('unit')}
@@ -146,6 +145,7 @@ function CreateProject({ open, onClose, onCreated }: { open: boolean; onClose: (
             </select>
           </label>
         </fieldset>
+        <small id="lim-help">{t('limitHelp')}</small>
         {user?.sysadmin_flag && registries.length > 0 && (
           <label>
             {t('proxyOf')}
