@@ -207,6 +207,8 @@ export function App() {
     } catch {
       setUser(null);
     }
+    // The settings the portal follows (project creation, self-registration) may have changed.
+    get<SystemInfo>('/systeminfo').then(setInfo, () => {});
   };
   const signOut = async () => {
     try {

@@ -174,6 +174,10 @@ function CreateProject({ open, onClose, onCreated }: { open: boolean; onClose: (
 }
 
 export function Projects() {
+  const { user, info } = useSession();
+  // Harbor's `project_creation_restriction`: `adminonly` hides the button
+  // from everyone but system admins (the server refuses them anyway).
+  const mayCreate = !!user?.sysadmin_flag || (info as { project_creation_restriction?: string } | null)?.project_creation_restriction !== 'adminonly';
   const [creating, setCreating] = useState(false);
   const [reload, setReload] = useState(0);
   return (
@@ -185,9 +189,11 @@ export function Projects() {
         reloadKey={reload}
         rowKey={(p) => p.project_id}
         toolbar={
-          <button type="button" onClick={() => setCreating(true)}>
-            + {t('newProject')}
-          </button>
+          mayCreate && (
+            <button type="button" onClick={() => setCreating(true)}>
+              {t('newProject')}
+            </button>
+          )
         }
         load={({ page: p, pageSize, sort, search }) => page<Project>('/projects', { page: p, page_size: pageSize, sort, q: fuzzy('name', search), with_detail: true })}
         columns={[
