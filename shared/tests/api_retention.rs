@@ -237,6 +237,9 @@ async fn policies_are_harbors_and_validated() {
     let r = api.post("/api/v2.0/retentions", DEV, body.clone()).await;
     r.ok(StatusCode::CREATED);
     let id = r.location_id();
+    // The project shows it as Harbor's metadata `retention_id`.
+    let shown = api.get("/api/v2.0/projects/team", DEV).await.json();
+    assert_eq!(shown["metadata"]["retention_id"], id.to_string());
     let path = format!("/api/v2.0/retentions/{id}");
     let got = api.get(&path, DEV).await.json();
     assert_eq!(got["id"], id);

@@ -336,6 +336,15 @@ pub(crate) async fn get_one(
     let repos = ctx.iam.directory.project_repo_count(&p.name).await?;
     let mut json = project_json(&p, shown_role(&caller, &pa), repos);
     json["registry_id"] = json!(ctx.registry.proxy_binding(&p.name).await?.unwrap_or(0));
+    // Harbor's metadata `retention_id`, which the portal's policy page
+    // follows to the project's retention policy (one read, this GET only).
+    let kv = ctx.registry.kv().clone();
+    if let Some(id) = crate::policy::retention::RetentionPolicies::new(kv)
+        .id_of_project(&p.name)
+        .await?
+    {
+        json["metadata"]["retention_id"] = json!(id.to_string());
+    }
     Ok(axum::Json(json).into_response())
 }
 

@@ -19,9 +19,9 @@
 //! derived from the name, so stable across the run), and its
 //! `repository` the repository's path without the project, as Harbor's
 //! launcher records it. Harbor's project metadata `retention_id` is not
-//! kept (Berth's projects hold no metadata but `public`): the policy's
-//! id comes from the `Location` of its creation and from `GET
-//! /retentions/{id}`.
+//! stored on the project (Berth's projects hold no metadata but
+//! `public`): `GET /projects/{id}` looks the policy up and shows it
+//! there, as Harbor does.
 
 use axum::body::Bytes;
 use axum::extract::State;
