@@ -593,22 +593,6 @@ function RunResults({ policyId, run, refresh, onClose }: { policyId: number; run
   );
 }
 
-/** The project's policy id: Harbor's `metadata.retention_id`, or found by creating an empty policy (a project has one at most). */
-async function findPolicy(projectId: number, known: string | undefined, mayCreate: boolean): Promise<number | null> {
-  if (known && Number(known) > 0) return Number(known);
-  if (!mayCreate) return null;
-  const empty = { algorithm: 'or', rules: [], trigger: { kind: 'Schedule', settings: { cron: '' } }, scope: { level: 'project', ref: projectId } };
-  try {
-    const { id } = await create('/retentions', empty);
-    if (id) return id;
-    throw new ApiFailure(500, '', '');
-  } catch (e) {
-    const m = e instanceof ApiFailure ? /already has retention policy (\d+)/.exec(e.serverMessage) : null;
-    if (m) return Number(m[1]);
-    throw e;
-  }
-}
-
 function Retention({ project, canEdit }: { project: ProjectProps['project']; canEdit: boolean }) {
   const [policy, setPolicy] = useState<RetentionPolicy | null>(null);
   const [templates, setTemplates] = useState<Template[]>([]);
@@ -626,9 +610,12 @@ function Retention({ project, canEdit }: { project: ProjectProps['project']; can
 
   const load = async () => {
     try {
-      const id = await findPolicy(project.project_id, project.metadata?.retention_id, canEdit);
-      if (id === null) {
-        setNotice(t('noPolicy'));
+      // Harbor's `metadata.retention_id`; a project without one gets its
+      // policy created with the first saved rule or schedule (id 0 until then).
+      const id = Number(project.metadata?.retention_id ?? 0);
+      if (!(id > 0)) {
+        if (canEdit) setPolicy({ id: 0, algorithm: 'or', rules: [], trigger: { kind: 'Schedule', settings: { cron: '' } }, scope: { level: 'project', ref: project.project_id } } as RetentionPolicy);
+        else setNotice(t('noPolicy'));
         return;
       }
       const p = await get<RetentionPolicy>(`/retentions/${id}`);
@@ -661,8 +648,15 @@ function Retention({ project, canEdit }: { project: ProjectProps['project']; can
       trigger: { kind: 'Schedule', settings: { ...(policy.trigger?.settings ?? {}), cron: cronValue } },
       scope: { level: 'project', ref: project.project_id },
     };
-    await put(`/retentions/${policy.id}`, next);
-    const fresh = await get<RetentionPolicy>(`/retentions/${policy.id}`);
+    let id = policy.id;
+    if (!id) {
+      const { id: created } = await create('/retentions', { ...next, id: undefined });
+      if (!created) throw new ApiFailure(500, '', '');
+      id = created;
+    } else {
+      await put(`/retentions/${id}`, next);
+    }
+    const fresh = await get<RetentionPolicy>(`/retentions/${id}`);
     fresh.rules = fresh.rules ?? [];
     setPolicy(fresh);
   };
@@ -796,10 +790,10 @@ function Retention({ project, canEdit }: { project: ProjectProps['project']; can
                 <button type="submit" class="outline" aria-busy={busy === 'schedule'} disabled={!!busy} style={{ width: 'auto' }}>
                   {t('saveSchedule')}
                 </button>
-                <button type="button" aria-busy={busy === 'run'} disabled={!!busy} onClick={() => run(false)} style={{ width: 'auto' }}>
+                <button type="button" aria-busy={busy === 'run'} disabled={!!busy || !policy.id} onClick={() => run(false)} style={{ width: 'auto' }}>
                   {t('runNow')}
                 </button>
-                <button type="button" class="secondary" aria-busy={busy === 'dry'} disabled={!!busy} onClick={() => run(true)} style={{ width: 'auto' }}>
+                <button type="button" class="secondary" aria-busy={busy === 'dry'} disabled={!!busy || !policy.id} onClick={() => run(true)} style={{ width: 'auto' }}>
                   {t('dryRun')}
                 </button>
               </div>
@@ -812,6 +806,7 @@ function Retention({ project, canEdit }: { project: ProjectProps['project']; can
             reloadKey={reloadRuns}
             rowKey={(x) => x.id}
             load={async ({ page: p, pageSize }) => {
+              if (!policy.id) return { items: [], total: 0 };
               const d = await page<Execution>(`/retentions/${policy.id}/executions`, { page: p, page_size: pageSize });
               setActive(d.items.some((x) => ACTIVE.test(x.status)));
               setShown(d.items);
