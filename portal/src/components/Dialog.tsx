@@ -99,3 +99,17 @@ export function Confirm({
     </Dialog>
   );
 }
+
+/** A dialog form's buttons: Cancel, and the submit button (Save unless named). */
+export function FormFooter({ onCancel, busy, label }: { onCancel: () => void; busy?: boolean; label?: string }) {
+  return (
+    <footer>
+      <button type="button" class="secondary" onClick={onCancel}>
+        {t('cancel')}
+      </button>
+      <button type="submit" aria-busy={busy} disabled={busy}>
+        {label ?? t('save')}
+      </button>
+    </footer>
+  );
+}

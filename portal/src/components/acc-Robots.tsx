@@ -10,7 +10,7 @@ import type { Project } from '../lib/types';
 import { Alert } from './Alert';
 import { CopyField } from './CopyButton';
 import { DataTable, fuzzy } from './DataTable';
-import { Confirm, Dialog } from './Dialog';
+import { Confirm, Dialog, FormFooter } from './Dialog';
 import { FieldHelp } from './acc-Help';
 
 const t = messages({
@@ -358,14 +358,7 @@ function NewRobot({
           </div>
         </fieldset>
         <Alert>{error}</Alert>
-        <footer>
-          <button type="button" class="secondary" onClick={onClose}>
-            {common('cancel')}
-          </button>
-          <button type="submit" aria-busy={busy} disabled={busy}>
-            {common('save')}
-          </button>
-        </footer>
+        <FormFooter onCancel={onClose} busy={busy} />
       </form>
     </Dialog>
   );

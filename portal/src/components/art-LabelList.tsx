@@ -8,7 +8,7 @@ import { date } from '../lib/format';
 import { common, explain, messages } from '../lib/i18n';
 import { Alert } from './Alert';
 import { type Column, DataTable, fuzzy } from './DataTable';
-import { Confirm, Dialog } from './Dialog';
+import { Confirm, Dialog, FormFooter } from './Dialog';
 import './art-styles.css';
 
 const t = messages({
@@ -137,14 +137,7 @@ function LabelForm({
         </div>
         <small id="lbl-color-help">{t('colorHelp')}</small>
         <Alert>{error}</Alert>
-        <footer>
-          <button type="button" class="secondary" onClick={onClose}>
-            {common('cancel')}
-          </button>
-          <button type="submit" aria-busy={busy} disabled={busy}>
-            {common('save')}
-          </button>
-        </footer>
+        <FormFooter onCancel={onClose} busy={busy} />
       </form>
     </Dialog>
   );

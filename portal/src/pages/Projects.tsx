@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { Alert } from '../components/Alert';
 import { QuotaBar } from '../components/Charts';
 import { DataTable, fuzzy } from '../components/DataTable';
-import { Dialog } from '../components/Dialog';
+import { Dialog, FormFooter } from '../components/Dialog';
 import { create, get, page } from '../lib/api';
 import { date } from '../lib/format';
 import { explain, messages, common } from '../lib/i18n';
@@ -160,14 +160,7 @@ function CreateProject({ open, onClose, onCreated }: { open: boolean; onClose: (
           </label>
         )}
         <Alert>{error}</Alert>
-        <footer>
-          <button type="button" class="secondary" onClick={onClose}>
-            {common('cancel')}
-          </button>
-          <button type="submit" aria-busy={busy} disabled={busy}>
-            {common('create')}
-          </button>
-        </footer>
+        <FormFooter onCancel={onClose} busy={busy} label={common('create')} />
       </form>
     </Dialog>
   );

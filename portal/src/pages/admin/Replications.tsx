@@ -4,7 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { Alert } from '../../components/Alert';
 import { DataTable, fuzzy } from '../../components/DataTable';
-import { Confirm, Dialog } from '../../components/Dialog';
+import { Confirm, Dialog, FormFooter } from '../../components/Dialog';
 import { LogDialog, Status, checked, val } from '../../components/pol-Common';
 import { create, del, get, page, post, put } from '../../lib/api';
 import { date } from '../../lib/format';
@@ -396,14 +396,7 @@ function RuleDialog({ open, editing, onClose, onSaved }: { open: boolean; editin
           {t('enabled')}
         </label>
         <Alert>{error}</Alert>
-        <footer>
-          <button type="button" class="secondary" onClick={onClose}>
-            {common('cancel')}
-          </button>
-          <button type="submit" aria-busy={busy} disabled={busy}>
-            {editing ? common('save') : common('create')}
-          </button>
-        </footer>
+        <FormFooter onCancel={onClose} busy={busy} label={editing ? common('save') : common('create')} />
       </form>
     </Dialog>
   );

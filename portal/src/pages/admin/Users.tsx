@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { Alert } from '../../components/Alert';
 import { DataTable, fuzzy } from '../../components/DataTable';
-import { Confirm, Dialog } from '../../components/Dialog';
+import { Confirm, Dialog, FormFooter } from '../../components/Dialog';
 import { FieldHelp } from '../../components/acc-Help';
 import { create, del, page, put } from '../../lib/api';
 import { date } from '../../lib/format';
@@ -197,14 +197,7 @@ function NewUser({ open, onClose, onDone }: { open: boolean; onClose: () => void
         </div>
         <PasswordFields label={t('password')} value={password} again={again} onValue={setPassword} onAgain={setAgain} idPrefix="user-pw" />
         <Alert>{error}</Alert>
-        <footer>
-          <button type="button" class="secondary" onClick={onClose}>
-            {common('cancel')}
-          </button>
-          <button type="submit" aria-busy={busy} disabled={busy}>
-            {common('save')}
-          </button>
-        </footer>
+        <FormFooter onCancel={onClose} busy={busy} />
       </form>
     </Dialog>
   );
@@ -242,14 +235,7 @@ function ResetPassword({ user, onClose, onDone }: { user: UserResp | null; onClo
         <p class="muted">{t('resetHelp')}</p>
         <PasswordFields label={t('newPassword')} value={password} again={again} onValue={setPassword} onAgain={setAgain} idPrefix="reset-pw" />
         <Alert>{error}</Alert>
-        <footer>
-          <button type="button" class="secondary" onClick={onClose}>
-            {common('cancel')}
-          </button>
-          <button type="submit" aria-busy={busy} disabled={busy}>
-            {common('save')}
-          </button>
-        </footer>
+        <FormFooter onCancel={onClose} busy={busy} />
       </form>
     </Dialog>
   );

@@ -5,7 +5,7 @@ import { LabelChip } from '../../components/art-LabelList';
 import '../../components/art-styles.css';
 import { CopyButton, CopyField } from '../../components/CopyButton';
 import { type Column, DataTable, fuzzy } from '../../components/DataTable';
-import { Confirm, Dialog } from '../../components/Dialog';
+import { Confirm, Dialog, FormFooter } from '../../components/Dialog';
 import { ApiFailure, del, get, page, post } from '../../lib/api';
 import {
   type Accessory,
@@ -304,14 +304,7 @@ function Tags({
           </label>
           <small id="tag-help">{t('tagHelp')}</small>
           <Alert>{formError}</Alert>
-          <footer>
-            <button type="button" class="secondary" onClick={() => setAdding(false)}>
-              {common('cancel')}
-            </button>
-            <button type="submit" aria-busy={busy} disabled={busy}>
-              {common('save')}
-            </button>
-          </footer>
+          <FormFooter onCancel={() => setAdding(false)} busy={busy} />
         </form>
       </Dialog>
       <Confirm

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { Alert } from '../../components/Alert';
 import { DataTable } from '../../components/DataTable';
-import { Confirm, Dialog } from '../../components/Dialog';
+import { Confirm, Dialog, FormFooter } from '../../components/Dialog';
 import { FieldHelp } from '../../components/acc-Help';
 import { create, del, get, page, put } from '../../lib/api';
 import { common, explain, messages } from '../../lib/i18n';
@@ -156,14 +156,7 @@ function AddMember({ projectId, open, onClose, onDone }: { projectId: number; op
         </datalist>
         <RoleSelect value={role} onChange={setRole} />
         <Alert>{error}</Alert>
-        <footer>
-          <button type="button" class="secondary" onClick={onClose}>
-            {common('cancel')}
-          </button>
-          <button type="submit" aria-busy={busy} disabled={busy}>
-            {common('save')}
-          </button>
-        </footer>
+        <FormFooter onCancel={onClose} busy={busy} />
       </form>
     </Dialog>
   );
@@ -198,14 +191,7 @@ function ChangeRole({ projectId, member, onClose, onDone }: { projectId: number;
       <form onSubmit={submit}>
         <RoleSelect value={role} onChange={setRole} />
         <Alert>{error}</Alert>
-        <footer>
-          <button type="button" class="secondary" onClick={onClose}>
-            {common('cancel')}
-          </button>
-          <button type="submit" aria-busy={busy} disabled={busy}>
-            {common('save')}
-          </button>
-        </footer>
+        <FormFooter onCancel={onClose} busy={busy} />
       </form>
     </Dialog>
   );

@@ -4,7 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { Alert } from '../../components/Alert';
 import { DataTable } from '../../components/DataTable';
-import { Confirm, Dialog } from '../../components/Dialog';
+import { Confirm, Dialog, FormFooter } from '../../components/Dialog';
 import { LogDialog, Status, checked, localPage, val } from '../../components/pol-Common';
 import { ApiFailure, create, del, get, page, patch, put } from '../../lib/api';
 import { date } from '../../lib/format';
@@ -345,14 +345,7 @@ function ImmutableRuleDialog({ open, editing, base, onClose, onSaved }: { open: 
       <form onSubmit={submit}>
         <SelectorFields f={f} set={setF} untagged={false} idp="imm" />
         <Alert>{error}</Alert>
-        <footer>
-          <button type="button" class="secondary" onClick={onClose}>
-            {common('cancel')}
-          </button>
-          <button type="submit" aria-busy={busy} disabled={busy}>
-            {editing ? common('save') : common('add')}
-          </button>
-        </footer>
+        <FormFooter onCancel={onClose} busy={busy} label={editing ? common('save') : common('add')} />
       </form>
     </Dialog>
   );
@@ -526,14 +519,7 @@ function RetentionRuleDialog({
         </div>
         <SelectorFields f={f} set={setF} untagged idp="ret" />
         <Alert>{error}</Alert>
-        <footer>
-          <button type="button" class="secondary" onClick={onClose}>
-            {common('cancel')}
-          </button>
-          <button type="submit" aria-busy={busy} disabled={busy}>
-            {editing ? common('save') : common('add')}
-          </button>
-        </footer>
+        <FormFooter onCancel={onClose} busy={busy} label={editing ? common('save') : common('add')} />
       </form>
     </Dialog>
   );

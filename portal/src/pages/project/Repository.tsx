@@ -4,7 +4,7 @@ import { LabelChip } from '../../components/art-LabelList';
 import '../../components/art-styles.css';
 import { CopyButton } from '../../components/CopyButton';
 import { type Column, DataTable } from '../../components/DataTable';
-import { Confirm } from '../../components/Dialog';
+import { Confirm, FormFooter } from '../../components/Dialog';
 import { del, get, page, put } from '../../lib/api';
 import { type Artifact, artifactRoute, imagePlatform, may, platformString, type Repo, repoPath } from '../../lib/art-types';
 import { bytes, date, shortDigest } from '../../lib/format';
@@ -122,14 +122,7 @@ function Description({ project, repo, canEdit }: { project: string; repo: string
               {t('description')}
               <textarea rows={6} maxLength={65536} value={text} onInput={(e) => setText((e.target as HTMLTextAreaElement).value)} />
             </label>
-            <footer>
-              <button type="button" class="secondary" onClick={() => setEditing(false)}>
-                {common('cancel')}
-              </button>
-              <button type="submit" aria-busy={busy} disabled={busy}>
-                {common('save')}
-              </button>
-            </footer>
+            <FormFooter onCancel={() => setEditing(false)} busy={busy} />
           </form>
         ) : (
           <>
