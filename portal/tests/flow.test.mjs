@@ -7,7 +7,7 @@
 // API for what they need, so each failure points at one page.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN, api, checkA11y, createProject, createUser, pushImage, recordSecret, screenshot, setDark, setLanguage, setup, signIn } from './harness.mjs';
+import { ADMIN, api, checkA11y, createProject, createUser, pushImage, readClipboard, recordSecret, screenshot, setDark, setLanguage, setup, signIn } from './harness.mjs';
 
 const PROJECT = 'webapp';
 const REPO = 'frontend/site';
@@ -60,6 +60,27 @@ describe('admin flow', () => {
     assert.deepEqual(bad, [], 'side navigation items drawn over the main content');
   });
 
+  test('a dialog closes with Escape and gives the focus back', async () => {
+    await page.goto('/harbor/projects');
+    const opener = page.getByRole('button', { name: 'New project' });
+    await opener.click();
+    const dialog = page.getByRole('dialog', { name: 'New project' });
+    await dialog.waitFor();
+    await page
+      .waitForFunction(() => document.activeElement?.closest('dialog') != null, null, { timeout: 2_000 })
+      .catch(() => assert.fail('the focus moves into the dialog'));
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    // (Restored by the dialog's effect cleanup, a frame after it is gone.)
+    const back = await opener
+      .evaluate((el) => new Promise((resolve) => {
+        const t0 = performance.now();
+        const check = () => (el === document.activeElement ? resolve(true) : performance.now() - t0 > 2000 ? resolve(false) : requestAnimationFrame(check));
+        check();
+      }));
+    assert.equal(back, true, 'the focus is back on "New project"');
+  });
+
   test('create a project', async () => {
     await page.goto('/harbor/projects');
     await page.getByRole('button', { name: 'New project' }).click();
@@ -110,7 +131,7 @@ describe('admin flow', () => {
     assert.equal(name, `robot$${PROJECT}+ci`, `the dialog shows the robot's full name (shown: ${JSON.stringify(shown)})`);
     assert.ok(secret, `the dialog shows the secret (shown: ${JSON.stringify(shown)})`);
     await created.getByRole('button', { name: 'Copy secret' }).click();
-    const copied = await page.evaluate(() => navigator.clipboard.readText());
+    const copied = await readClipboard(page, (t) => t === secret);
     assert.equal(copied, secret, 'the clipboard holds the secret shown');
     await screenshot(page, 'robot-created');
     recordSecret(secret);
@@ -161,10 +182,44 @@ describe('admin flow', () => {
     const pull = new RegExp(`pull ${env.berth.host.replace(/\./g, '\\.')}/${PROJECT}/${REPO}(@sha256:[0-9a-f]{64}|:v1)`);
     assert.match(text, pull, 'the pull command names this registry, repository and artifact');
     await main.getByRole('button', { name: 'Copy pull command' }).first().click();
-    const copied = await page.evaluate(() => navigator.clipboard.readText());
+    const copied = await readClipboard(page, (t) => pull.test(t));
     assert.match(copied, pull, 'the copied pull command');
     assert.ok(await main.getByRole('button', { name: 'Add tag' }).count(), 'an admin sees "Add tag"');
     await screenshot(page, 'artifact');
+  });
+
+  test('add a tag on the artifact page', async () => {
+    const id = await projectId();
+    if (!state.digest) state.digest = await pushImage(env.berth, `${PROJECT}/${REPO}`, ADMIN, 'v1');
+    await page.goto(`/harbor/projects/${id}/repositories/${encodeURIComponent(REPO)}/artifacts-tab/artifacts/${state.digest}`);
+    await page.getByRole('button', { name: 'Add tag' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Add tag' });
+    await dialog.getByLabel(/^Tag( name)?$/).fill('stable');
+    await dialog.getByRole('button', { name: /^(Save|Add|Create)$/ }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await page.locator('main').getByText('stable', { exact: true }).first().waitFor();
+    const { json } = await api(env.berth, 'GET', `/projects/${PROJECT}/repositories/${encodeURIComponent(encodeURIComponent(REPO))}/artifacts/stable`);
+    assert.equal(json.digest, state.digest, 'the new tag names the artifact');
+    // And deleted again: the row's Delete, then the confirmation.
+    const row = page.getByRole('row').filter({ hasText: 'stable' });
+    await row.getByRole('button', { name: /Delete/ }).click();
+    const confirm = page.getByRole('dialog');
+    await confirm.getByText(/stable/).first().waitFor();
+    await confirm.getByRole('button', { name: 'Delete' }).click();
+    await confirm.waitFor({ state: 'detached' });
+    await row.waitFor({ state: 'detached' });
+    const tags = (await api(env.berth, 'GET', `/projects/${PROJECT}/repositories/${encodeURIComponent(encodeURIComponent(REPO))}/artifacts/${state.digest}/tags`)).json;
+    assert.deepEqual(tags.map((x) => x.name), ['v1'], 'only v1 is left');
+  });
+
+  test('the push command of the project names this registry', async () => {
+    const id = await projectId();
+    await page.goto(`/harbor/projects/${id}/repositories`);
+    await page.getByRole('button', { name: 'Push command' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText(`docker push ${env.berth.host}/${PROJECT}/`).first().waitFor();
+    await dialog.getByRole('button', { name: 'Close' }).first().click();
+    await dialog.waitFor({ state: 'detached' });
   });
 
   test("a platform's image: its build history", async () => {
@@ -201,6 +256,32 @@ describe('admin flow', () => {
     await settled(page);
     assert.equal(await page.getByLabel(/self[- ]registration/i).first().isChecked(), !was, 'kept after reload');
     await screenshot(page, 'configuration');
+  });
+
+  test('create a user on the Users page; they can sign in', async () => {
+    const user = { username: 'newcomer', password: 'Newcomer123' };
+    recordSecret(user.password);
+    await page.goto('/harbor/users');
+    await page.getByRole('button', { name: 'New user' }).click();
+    const dialog = page.getByRole('dialog', { name: 'New user' });
+    await dialog.getByLabel('Username').fill(user.username);
+    await dialog.getByLabel('Email').fill(`${user.username}@example.com`);
+    // (The label also holds the password rule: its name starts with Password.)
+    await dialog.getByLabel(/^Password/).fill(user.password);
+    await dialog.getByLabel('Confirm password').fill(user.password);
+    await dialog.getByRole('button', { name: /^(Save|Create)$/ }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await page.getByRole('cell', { name: user.username, exact: true }).waitFor();
+    // Signed in as them in a second browser context; then signed out.
+    const p = await env.browser.newPage();
+    await signIn(p, user);
+    await p.getByText(`Signed in as ${user.username}`).waitFor();
+    assert.equal(await p.getByRole('heading', { name: 'Administration' }).count(), 0);
+    await p.getByRole('button', { name: 'Sign out' }).click();
+    await p.waitForURL('**/harbor/sign-in**');
+    await p.goto('/harbor/projects');
+    await p.waitForURL(/\/harbor\/sign-in/);
+    await p.context().close();
   });
 
   test('the audit log shows the push', async () => {

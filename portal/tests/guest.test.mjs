@@ -89,9 +89,18 @@ describe('guest', () => {
   test('labels: nothing to create or delete', async () => {
     await page.goto(`/harbor/projects/${projectId}/labels`);
     await page.getByRole('heading', { level: 2, name: 'Labels' }).waitFor();
+    await page.locator('main').getByText('qa', { exact: true }).first().waitFor();
     await settled(page);
     await absent('button', 'Delete');
     await absent('button', 'New label');
+  });
+
+  test('project creation restricted to admins: no "New project"', async () => {
+    await api(env.berth, 'PUT', '/configurations', { project_creation_restriction: 'adminonly' });
+    await page.goto('/harbor/projects');
+    await page.getByRole('link', { name: PROJECT }).waitFor();
+    await settled(page);
+    await absent('button', 'New project');
   });
 
   test('no script errors or CSP violations in the browser', () => {

@@ -273,7 +273,7 @@ const sha256 = (b) => createHash('sha256').update(b).digest('hex');
  * linux/arm64 images, one small gzip layer each, configs with a build
  * history) tagged `tag`. Returns { dir, digest (of the index) }.
  */
-export function writeImageLayout(dir, tag = 'v1') {
+export function writeImageLayout(dir, tag = 'v1', variant = '') {
   mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
   const blob = (buf, mediaType, extra = {}) => {
     const digest = sha256(buf);
@@ -283,7 +283,7 @@ export function writeImageLayout(dir, tag = 'v1') {
   const json = (v) => Buffer.from(JSON.stringify(v));
   const manifests = [];
   for (const architecture of ['amd64', 'arm64']) {
-    const layerTar = tar({ 'hello.txt': `hello from berth's portal tests, ${architecture}\n`, 'etc/berth-arch': `${architecture}\n` });
+    const layerTar = tar({ 'hello.txt': `hello from berth's portal tests, ${architecture}${variant}\n`, 'etc/berth-arch': `${architecture}\n` });
     const layer = blob(gzipSync(layerTar), 'application/vnd.oci.image.layer.v1.tar+gzip');
     const created = '2026-01-02T03:04:05Z';
     const config = blob(
@@ -315,12 +315,13 @@ export function writeImageLayout(dir, tag = 'v1') {
 /**
  * Pushes a fresh two-platform image to `project/repo:tag` with skopeo, as
  * `creds` ({username, password}; robot names hold `$`: no shell involved).
- * Returns the index digest.
+ * `variant` changes the layers' content (another digest). Returns the index
+ * digest.
  */
-export async function pushImage(berth, ref, creds, tag = 'v1') {
+export async function pushImage(berth, ref, creds, tag = 'v1', variant = '') {
   const dir = mkdtempSync(join(tmpdir(), 'berth-portal-oci-'));
   try {
-    const { digest } = writeImageLayout(dir, tag);
+    const { digest } = writeImageLayout(dir, tag, variant);
     await promisify(execFile)(
       'skopeo',
       [
@@ -363,6 +364,8 @@ export async function launch(url) {
       permissions: ['clipboard-read', 'clipboard-write'],
       locale: 'en-US',
       colorScheme: 'light',
+      // Pico honours it: no transitions, so axe never sees a colour midway.
+      reducedMotion: 'reduce',
       ...opts,
     });
     ctx.setDefaultTimeout(15_000);
@@ -423,6 +426,19 @@ export async function screenshot(page, name) {
     .waitForFunction(() => !document.querySelector('[aria-busy="true"]'), null, { timeout: 5_000 })
     .catch(() => {});
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+/**
+ * The clipboard's text once `accept(text)` holds (the copy is asynchronous),
+ * or whatever it holds after 3 s.
+ */
+export async function readClipboard(page, accept = (t) => t.length > 0) {
+  const deadline = Date.now() + 3_000;
+  for (;;) {
+    const text = await page.evaluate(() => navigator.clipboard.readText());
+    if (accept(text) || Date.now() > deadline) return text;
+    await sleep(50);
+  }
 }
 
 /** Toggles the theme switch in the top bar. */
