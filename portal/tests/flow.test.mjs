@@ -86,6 +86,9 @@ describe('admin flow', () => {
     await page.getByRole('button', { name: 'New project' }).click();
     const dialog = page.getByRole('dialog', { name: 'New project' });
     await dialog.getByLabel('Project name').fill(PROJECT);
+    // A 10 KiB quota (0.01 MiB), so the projects page draws its bar.
+    await dialog.getByLabel('Storage limit').fill('0.01');
+    await dialog.getByLabel('Unit').selectOption('MiB');
     await dialog.getByRole('button', { name: 'Create' }).click();
     await page.waitForURL(/\/harbor\/projects\/\d+\/repositories$/);
     state.projectId = Number(page.url().match(/projects\/(\d+)\//)[1]);
@@ -93,6 +96,8 @@ describe('admin flow', () => {
     const { json } = await api(env.berth, 'GET', `/projects/${PROJECT}`);
     assert.equal(json.project_id, state.projectId);
     assert.equal(json.metadata?.public, 'false');
+    const quota = await api(env.berth, 'GET', `/projects/${state.projectId}/summary`);
+    assert.equal(quota.json.quota?.hard?.storage, Math.round(0.01 * 1024 * 1024));
   });
 
   test('add a member', async () => {
