@@ -100,14 +100,31 @@ export function Confirm({
   );
 }
 
-/** A dialog form's buttons: Cancel, and the submit button (Save unless named). */
-export function FormFooter({ onCancel, busy, label }: { onCancel: () => void; busy?: boolean; label?: string }) {
+/**
+ * A dialog form's buttons: any extra ones (such as a connection test), Cancel,
+ * and the submit button (Save unless named).
+ */
+export function FormFooter({
+  onCancel,
+  busy,
+  disabled,
+  label,
+  children,
+}: {
+  onCancel: () => void;
+  busy?: boolean;
+  /** Defaults to `busy`. */
+  disabled?: boolean;
+  label?: string;
+  children?: ComponentChildren;
+}) {
   return (
     <footer>
+      {children}
       <button type="button" class="secondary" onClick={onCancel}>
         {t('cancel')}
       </button>
-      <button type="submit" aria-busy={busy} disabled={busy}>
+      <button type="submit" aria-busy={busy} disabled={disabled ?? busy}>
         {label ?? t('save')}
       </button>
     </footer>

@@ -4,7 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { Alert } from '../../components/Alert';
 import { DataTable, fuzzy } from '../../components/DataTable';
-import { Confirm, Dialog } from '../../components/Dialog';
+import { Confirm, Dialog, FormFooter } from '../../components/Dialog';
 import { Status, checked, val } from '../../components/pol-Common';
 import { del, get, page, post, put } from '../../lib/api';
 import { date } from '../../lib/format';
@@ -209,17 +209,11 @@ function EndpointDialog({ open, editing, onClose, onSaved }: { open: boolean; ed
         </label>
         <Alert>{error}</Alert>
         <Alert kind="success">{tested}</Alert>
-        <footer>
+        <FormFooter onCancel={onClose} busy={busy === 'save'} disabled={!!busy} label={editing ? common('save') : common('create')}>
           <button type="button" class="outline" aria-busy={busy === 'test'} disabled={!!busy || !url.trim()} onClick={test}>
             {t('test')}
           </button>
-          <button type="button" class="secondary" onClick={onClose}>
-            {common('cancel')}
-          </button>
-          <button type="submit" aria-busy={busy === 'save'} disabled={!!busy}>
-            {editing ? common('save') : common('create')}
-          </button>
-        </footer>
+        </FormFooter>
       </form>
     </Dialog>
   );

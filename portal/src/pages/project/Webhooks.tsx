@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { Alert } from '../../components/Alert';
 import { CopyField } from '../../components/CopyButton';
 import { DataTable } from '../../components/DataTable';
-import { Confirm, Dialog } from '../../components/Dialog';
+import { Confirm, Dialog, FormFooter } from '../../components/Dialog';
 import { LogDialog, Status, checked, localPage, val } from '../../components/pol-Common';
 import { del, get, page, post, put } from '../../lib/api';
 import { date } from '../../lib/format';
@@ -349,17 +349,11 @@ function PolicyDialog({
         </label>
         <Alert>{error}</Alert>
         <Alert kind="success">{tested}</Alert>
-        <footer>
+        <FormFooter onCancel={onClose} busy={busy === 'save'} disabled={!!busy} label={editing ? common('save') : common('create')}>
           <button type="button" class="outline" aria-busy={busy === 'test'} disabled={!!busy || !address.trim()} onClick={test}>
             {t('testEndpoint')}
           </button>
-          <button type="button" class="secondary" onClick={onClose}>
-            {common('cancel')}
-          </button>
-          <button type="submit" aria-busy={busy === 'save'} disabled={!!busy}>
-            {editing ? common('save') : common('create')}
-          </button>
-        </footer>
+        </FormFooter>
       </form>
     </Dialog>
   );
