@@ -177,8 +177,8 @@ export function Configuration(_props: Record<string, unknown>) {
                 disabled
                 aria-describedby="cfg-auth-help"
               />
-              <small id="cfg-auth-help">{t('readOnly')}</small>
             </label>
+            <small class="field-help" id="cfg-auth-help">{t('readOnly')}</small>
             {'self_registration' in config && (
               <>
               <label>
@@ -200,19 +200,21 @@ export function Configuration(_props: Record<string, unknown>) {
         <fieldset>
           <legend>{t('system')}</legend>
           {'project_creation_restriction' in config && (
-            <label>
-              {t('project_creation_restriction')}
-              <select
-                value={String(values.project_creation_restriction ?? 'everyone')}
-                disabled={!editable('project_creation_restriction')}
-                aria-describedby="cfg-creation-help"
-                onChange={(e) => set('project_creation_restriction', val(e))}
-              >
-                <option value="everyone">{t('everyone')}</option>
-                <option value="adminonly">{t('adminonly')}</option>
-              </select>
-              <small id="cfg-creation-help">{t('creationHelp')}</small>
-            </label>
+            <>
+              <label>
+                {t('project_creation_restriction')}
+                <select
+                  value={String(values.project_creation_restriction ?? 'everyone')}
+                  disabled={!editable('project_creation_restriction')}
+                  aria-describedby="cfg-creation-help"
+                  onChange={(e) => set('project_creation_restriction', val(e))}
+                >
+                  <option value="everyone">{t('everyone')}</option>
+                  <option value="adminonly">{t('adminonly')}</option>
+                </select>
+              </label>
+              <small class="field-help" id="cfg-creation-help">{t('creationHelp')}</small>
+            </>
           )}
           {'webhook_allow_private' in config && (
             <>

@@ -207,11 +207,13 @@ export function GarbageCollection(_props: Record<string, unknown>) {
               </select>
             </label>
             {type === 'Custom' && (
-              <label>
-                {t('cron')}
-                <input required value={cron} aria-describedby="gc-cron-help" placeholder="0 0 2 * * *" onInput={(e) => setCron(val(e))} />
-                <small id="gc-cron-help">{t('cronHelp')}</small>
-              </label>
+              <>
+                <label>
+                  {t('cron')}
+                  <input required value={cron} aria-describedby="gc-cron-help" placeholder="0 0 2 * * *" onInput={(e) => setCron(val(e))} />
+                </label>
+                <small class="field-help" id="gc-cron-help">{t('cronHelp')}</small>
+              </>
             )}
           </div>
           {type !== 'None' && next && <p class="muted">{t('nextRun', { time: date(next) })}</p>}

@@ -186,8 +186,8 @@ function EndpointDialog({ open, editing, onClose, onSaved }: { open: boolean; ed
         <label>
           {t('url')}
           <input required type="url" value={url} placeholder="https://" aria-describedby="reg-url-help" onInput={(e) => setUrl(val(e))} />
-          <small id="reg-url-help">{t('urlHelp')}</small>
         </label>
+        <small class="field-help" id="reg-url-help">{t('urlHelp')}</small>
         <label>
           {t('accessId')}
           <input value={key} autoComplete="off" onInput={(e) => setKey(val(e))} />
@@ -201,8 +201,12 @@ function EndpointDialog({ open, editing, onClose, onSaved }: { open: boolean; ed
             aria-describedby={editing ? 'reg-secret-help' : undefined}
             onInput={(e) => setSecret(val(e))}
           />
-          {editing && <small id="reg-secret-help">{t('secretHelp')}</small>}
         </label>
+        {editing && (
+          <small class="field-help" id="reg-secret-help">
+            {t('secretHelp')}
+          </small>
+        )}
         <label>
           <input type="checkbox" checked={verify} onChange={(e) => setVerify(checked(e))} />
           {t('verifyCert')}

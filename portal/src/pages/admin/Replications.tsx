@@ -328,16 +328,20 @@ function RuleDialog({ open, editing, onClose, onSaved }: { open: boolean; editin
           </select>
         </label>
         <div class="grid">
-          <label>
-            {t('nameFilter')}
-            <input value={nameFilter} placeholder="library/**" aria-describedby="rep-nf-help" onInput={(e) => setNameFilter(val(e))} />
-            <small id="rep-nf-help">{t('nameFilterHelp')}</small>
-          </label>
-          <label>
-            {t('tagFilter')}
-            <input value={tagFilter} placeholder="v*" aria-describedby="rep-tf-help" onInput={(e) => setTagFilter(val(e))} />
-            <small id="rep-tf-help">{t('tagFilterHelp')}</small>
-          </label>
+          <div>
+            <label>
+              {t('nameFilter')}
+              <input value={nameFilter} placeholder="library/**" aria-describedby="rep-nf-help" onInput={(e) => setNameFilter(val(e))} />
+            </label>
+            <small class="field-help" id="rep-nf-help">{t('nameFilterHelp')}</small>
+          </div>
+          <div>
+            <label>
+              {t('tagFilter')}
+              <input value={tagFilter} placeholder="v*" aria-describedby="rep-tf-help" onInput={(e) => setTagFilter(val(e))} />
+            </label>
+            <small class="field-help" id="rep-tf-help">{t('tagFilterHelp')}</small>
+          </div>
           <label>
             {t('tagDecoration')}
             <select value={tagDecoration} onChange={(e) => setTagDecoration(val(e))}>
@@ -347,11 +351,13 @@ function RuleDialog({ open, editing, onClose, onSaved }: { open: boolean; editin
           </label>
         </div>
         <div class="grid">
-          <label>
-            {t('destNamespace')}
-            <input value={namespace} aria-describedby="rep-ns-help" onInput={(e) => setNamespace(val(e))} />
-            <small id="rep-ns-help">{t('destNamespaceHelp')}</small>
-          </label>
+          <div>
+            <label>
+              {t('destNamespace')}
+              <input value={namespace} aria-describedby="rep-ns-help" onInput={(e) => setNamespace(val(e))} />
+            </label>
+            <small class="field-help" id="rep-ns-help">{t('destNamespaceHelp')}</small>
+          </div>
           <label>
             {t('flattening')}
             <select value={replaceCount} onChange={(e) => setReplaceCount(val(e))}>
@@ -373,11 +379,13 @@ function RuleDialog({ open, editing, onClose, onSaved }: { open: boolean; editin
             </select>
           </label>
           {trigger === 'scheduled' && (
-            <label>
-              {t('cron')}
-              <input required value={cron} placeholder="0 0 3 * * *" aria-describedby="rep-cron-help" onInput={(e) => setCron(val(e))} />
-              <small id="rep-cron-help">{t('cronHelp')}</small>
-            </label>
+            <>
+              <label>
+                {t('cron')}
+                <input required value={cron} placeholder="0 0 3 * * *" aria-describedby="rep-cron-help" onInput={(e) => setCron(val(e))} />
+              </label>
+              <small class="field-help" id="rep-cron-help">{t('cronHelp')}</small>
+            </>
           )}
         </div>
         {trigger === 'event_based' && (

@@ -280,11 +280,13 @@ function SelectorFields({ f, set, untagged, idp }: { f: SelectorForm; set: (f: S
             <option value="x">{t('excluding')}</option>
           </select>
         </label>
-        <label>
-          {t('repoPattern')}
-          <input required value={f.repoPattern} aria-describedby={`${idp}-repo-help`} onInput={(e) => set({ ...f, repoPattern: val(e) })} />
-          <small id={`${idp}-repo-help`}>{t('repoHelp')}</small>
-        </label>
+        <div>
+          <label>
+            {t('repoPattern')}
+            <input required value={f.repoPattern} aria-describedby={`${idp}-repo-help`} onInput={(e) => set({ ...f, repoPattern: val(e) })} />
+          </label>
+          <small class="field-help" id={`${idp}-repo-help`}>{t('repoHelp')}</small>
+        </div>
       </div>
       <div class="grid">
         <label>
@@ -294,11 +296,13 @@ function SelectorFields({ f, set, untagged, idp }: { f: SelectorForm; set: (f: S
             <option value="x">{t('excluding')}</option>
           </select>
         </label>
-        <label>
-          {t('tagPattern')}
-          <input required value={f.tagPattern} aria-describedby={`${idp}-tag-help`} onInput={(e) => set({ ...f, tagPattern: val(e) })} />
-          <small id={`${idp}-tag-help`}>{t('tagHelp')}</small>
-        </label>
+        <div>
+          <label>
+            {t('tagPattern')}
+            <input required value={f.tagPattern} aria-describedby={`${idp}-tag-help`} onInput={(e) => set({ ...f, tagPattern: val(e) })} />
+          </label>
+          <small class="field-help" id={`${idp}-tag-help`}>{t('tagHelp')}</small>
+        </div>
       </div>
       {untagged && (
         <>
@@ -763,11 +767,13 @@ function Retention({ project, canEdit }: { project: ProjectProps['project']; can
                   </select>
                 </label>
                 {preset === 'custom' && (
-                  <label>
-                    {t('cron')}
-                    <input required value={cron} placeholder="0 0 0 * * *" aria-describedby="ret-cron-help" onInput={(e) => setCron(val(e))} />
-                    <small id="ret-cron-help">{t('cronHelp')}</small>
-                  </label>
+                  <>
+                    <label>
+                      {t('cron')}
+                      <input required value={cron} placeholder="0 0 0 * * *" aria-describedby="ret-cron-help" onInput={(e) => setCron(val(e))} />
+                    </label>
+                    <small class="field-help" id="ret-cron-help">{t('cronHelp')}</small>
+                  </>
                 )}
               </div>
             </fieldset>

@@ -334,14 +334,16 @@ function PolicyDialog({
         <label>
           {t('endpoint')}
           <input required type="url" value={address} placeholder="https://" aria-describedby="wh-url-help" onInput={(e) => setAddress(val(e))} />
-          <small id="wh-url-help">{t('endpointHelp')}</small>
         </label>
+        <small class="field-help" id="wh-url-help">{t('endpointHelp')}</small>
         {type === 'http' && (
-          <label>
-            {t('authHeader')}
-            <input value={auth} autoComplete="off" aria-describedby="wh-auth-help" onInput={(e) => setAuth(val(e))} />
-            <small id="wh-auth-help">{t('authHeaderHelp')}</small>
-          </label>
+          <>
+            <label>
+              {t('authHeader')}
+              <input value={auth} autoComplete="off" aria-describedby="wh-auth-help" onInput={(e) => setAuth(val(e))} />
+            </label>
+            <small class="field-help" id="wh-auth-help">{t('authHeaderHelp')}</small>
+          </>
         )}
         <label>
           <input type="checkbox" role="switch" checked={enabled} onChange={(e) => setEnabled(checked(e))} />
