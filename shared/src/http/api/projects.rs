@@ -338,8 +338,7 @@ pub(crate) async fn get_one(
     json["registry_id"] = json!(ctx.registry.proxy_binding(&p.name).await?.unwrap_or(0));
     // Harbor's metadata `retention_id`, which the portal's policy page
     // follows to the project's retention policy (one read, this GET only).
-    let kv = ctx.registry.kv().clone();
-    if let Some(id) = crate::policy::retention::RetentionPolicies::new(kv)
+    if let Some(id) = super::retentions::policies(&ctx)
         .id_of_project(&p.name)
         .await?
     {

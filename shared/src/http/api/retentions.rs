@@ -68,7 +68,7 @@ pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Shared>)> {
     ]
 }
 
-fn policies(ctx: &Shared) -> RetentionPolicies {
+pub(super) fn policies(ctx: &Shared) -> RetentionPolicies {
     RetentionPolicies::new(ctx.registry.kv().clone())
 }
 
